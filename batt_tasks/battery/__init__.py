@@ -1,0 +1,95 @@
+"""The built-in battery: ARC candidate programs on a small grid DSL, behind the batt protocol.
+
+``batt(task_id, S, I, C, log_path) -> (o, s)``:
+
+- solve pass (``C`` is None): ``o`` holds one ``(t_n, False, candidate_id, output)`` per candidate that
+  produced a valid grid; ``s`` is empty.
+- diff pass (``C`` is the expected output): ``o`` is the same list (served from a small in-process cache
+  when the solve pass just ran) and ``s`` holds ``cell_diff`` differ scores for the geometric candidates.
+
+A candidate that raises has no output for that sample; it never takes the others down.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from batt_tasks.battery.candidates import CANDIDATES, Candidate
+from batt_tasks.battery.dsl import GEOMETRIC, Grid
+from batt_tasks.battery.learn import Context
+
+__all__ = ["CANDIDATES", "Candidate", "batt", "run_candidates"]
+
+Entry = tuple[int, bool, str, Grid]
+
+_CACHE_SIZE = 64
+_cache: OrderedDict[tuple[Any, ...], list[Entry]] = OrderedDict()
+_DIFFER_CANDIDATES = frozenset(GEOMETRIC)
+
+
+def _freeze(grid: Any) -> Grid:
+    return tuple(tuple(int(v) for v in row) for row in grid)
+
+
+def _valid(grid: Any) -> bool:
+    if not isinstance(grid, tuple) or not grid or len(grid) > 30:
+        return False
+    width = len(grid[0]) if isinstance(grid[0], tuple) else 0
+    if not 1 <= width <= 30:
+        return False
+    for row in grid:
+        if not isinstance(row, tuple) or len(row) != width:
+            return False
+        for v in row:
+            if type(v) is not int or not 0 <= v <= 9:
+                return False
+    return True
+
+
+def run_candidates(task_id: str, S: Any, I: Any) -> list[Entry]:  # noqa: N803, E741 - protocol names
+    """Every candidate's output on ``I`` given the train pairs ``S`` (candidates without output are left out)."""
+    pairs = tuple((_freeze(i), _freeze(o)) for i, o in S)
+    grid = _freeze(I)
+    key = (task_id, pairs, grid)
+    hit = _cache.get(key)
+    if hit is not None:
+        _cache.move_to_end(key)
+        return hit
+    ctx = Context(task_id, pairs, grid)
+    out: list[Entry] = []
+    for t_n, cand in enumerate(CANDIDATES):
+        try:
+            result = cand.fn(ctx, grid)
+        except Exception:  # noqa: BLE001, S112 - a failing candidate just has no output
+            continue
+        if not isinstance(result, tuple) or (result and not isinstance(result[0], tuple)):
+            try:
+                result = _freeze(result)
+            except Exception:  # noqa: BLE001, S112
+                continue
+        if _valid(result):
+            out.append((t_n, False, cand.cid, result))
+    _cache[key] = out
+    if len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return out
+
+
+def cell_diff(a: Grid, b: Grid) -> int:
+    """Cells that differ between two grids, clamped to 0-1000; grids of different shapes differ in every cell."""
+    if len(a) != len(b) or len(a[0]) != len(b[0]):
+        return min(1000, max(len(a) * len(a[0]), len(b) * len(b[0])))
+    return min(1000, sum(x != y for ra, rb in zip(a, b, strict=False) for x, y in zip(ra, rb, strict=False)))
+
+
+def batt(task_id: str, S: Any, I: Any, C: Any, log_path: str | None) -> tuple[list[Entry], list[Any]]:  # noqa: N803, E741
+    """The batt protocol entry point (see the module docstring)."""
+    o = run_candidates(task_id, S, I)
+    s: list[Any] = []
+    if C is not None:
+        expected = _freeze(C)
+        for t_n, _, cid, grid in o:
+            if cid in _DIFFER_CANDIDATES:
+                s.append((t_n, cid, "cell_diff", (cell_diff(grid, expected),)))
+    return list(o), s

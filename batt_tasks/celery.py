@@ -1,0 +1,59 @@
+"""The Celery app: ``celery -A batt_tasks worker`` finds it here.
+
+Every setting is chosen deliberately; the comment beside each says why. Values that vary by
+deployment come from :mod:`batt_tasks.config` (environment variables), nowhere else.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from batt_tasks.config import settings
+
+_conf = settings()
+
+app = Celery("batt_tasks", include=["batt_tasks.tasks"])
+
+app.conf.update(
+    broker_url=_conf.broker_url,
+    result_backend=_conf.result_backend,
+    # JSON only: a message is data (grids, ids), never code; pickle would let a broker write run code.
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_accept_content=["json"],
+    # Acknowledge a sample only after it is scored, so a worker that dies mid-sample loses nothing:
+    # the broker hands the unacknowledged message to another worker.
+    task_acks_late=True,
+    # A pool process that died mid-sample (SIGKILL, segfault, os._exit, OOM kill) makes the sample be
+    # retried like task.retry(): bounded by max_retries, so a batt that always crashes ends as an error
+    # result instead of looping forever as task_reject_on_worker_lost would. The retry's countdown is the
+    # task's default_retry_delay (see batt_tasks.tasks).
+    task_retry_on_worker_lost=True,
+    # One message reserved per pool process: samples are long, and a worker must not hoard samples
+    # that idle processes elsewhere could score (and that it would hold hostage if it died).
+    worker_prefetch_multiplier=1,
+    # Redis redelivers an unacknowledged message after this many seconds; it must outlast the longest
+    # sample (the producer refuses a -t it cannot cover), or a slow sample would run twice.
+    broker_transport_options={"visibility_timeout": _conf.visibility_timeout},
+    result_backend_transport_options={"visibility_timeout": _conf.visibility_timeout},
+    # Task events (and the "sent" event) let Flower show every sample with its state and name.
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    # A STARTED state lets the producer's --status tell running samples from queued ones.
+    task_track_started=True,
+    # Results (and run plans) are kept this long, long enough to --resume a run, then Redis drops them.
+    result_expires=_conf.result_expires,
+    # Results are extended with the task's name and args so Flower and --status can name samples.
+    result_extended=False,
+    # Workers started before Redis keep retrying instead of exiting.
+    broker_connection_retry_on_startup=True,
+    # A pool process that grew past this is replaced after its sample: a leaky batt cannot eat the host.
+    worker_max_memory_per_child=_conf.max_memory_per_child_kb,
+    # A hard-timed-out or failed sample is acknowledged (its result says what happened), not requeued.
+    task_acks_on_failure_or_timeout=True,
+    # Samples go to one named queue, so runs, workers and monitoring agree on where work is.
+    task_default_queue="batt",
+    worker_hijack_root_logger=True,
+    # No periodic tasks, no remote control of workers beyond inspect/ping/revoke needs: leave defaults.
+)

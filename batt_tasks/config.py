@@ -1,0 +1,130 @@
+"""All of batt-queue's configuration, read from environment variables in one place.
+
+Every setting has a documented default; a test or a deployment changes behaviour by
+environment alone. ``settings()`` reads the environment each time it is called, so a
+test can set variables before the Celery app or the producer looks at them.
+
+| variable | default | meaning |
+|---|---|---|
+| ``BATT_BROKER_URL`` | ``redis://localhost:6379/0`` | Celery broker |
+| ``BATT_RESULT_BACKEND`` | the broker's Redis, db 1 | Celery result backend |
+| ``BATT_VISIBILITY_TIMEOUT`` | ``3600`` | seconds before Redis redelivers an unacknowledged sample |
+| ``BATT_RESULT_EXPIRES`` | ``86400`` | seconds results (and run plans) are kept in the backend |
+| ``BATT_BROKER_CHECK_TIMEOUT`` | ``2`` | seconds the producer waits for the broker before falling back to local mode |
+| ``BATT_MAX_RESULT_BYTES`` | ``1000000`` | largest JSON result one sample may return |
+| ``BATT_RETRY_MAX`` | ``5`` | retries of a sample that hit "can't start new thread" |
+| ``BATT_RETRY_BACKOFF_MAX`` | ``60`` | cap, in seconds, of the exponential retry backoff |
+| ``BATT_MAX_MEMORY_PER_CHILD_KB`` | ``2000000`` | a pool process that grew past this is replaced after its sample |
+| ``BATT_RETRY_JITTER`` | ``1`` | ``0``: no random jitter in the retry backoff (delays exactly 1, 2, 4... s) |
+| ``BATT_GUARD_ENABLED`` | ``1`` | ``0`` turns the worker guard off (no cap changes, no deferrals) |
+| ``BATT_GUARD_MIN_AVAILABLE_MB`` | ``256`` | pressure: lower the pool's cap below this many MB available (0: off) |
+| ``BATT_GUARD_MIN_AVAILABLE_PCT`` | ``10`` | pressure: lower the cap below this % of memory available (0: off) |
+| ``BATT_GUARD_MAX_THREADS`` | ``1000`` | pressure: lower the cap above this many threads in the worker (0: off) |
+| ``BATT_GUARD_MIN_THREAD_HEADROOM`` | ``512`` | pressure: lower the cap when fewer threads can be created (0: off) |
+| ``BATT_GUARD_CRITICAL_AVAILABLE_MB`` | ``128`` | critical: a sample starting below this defers itself (0: off) |
+| ``BATT_GUARD_CRITICAL_AVAILABLE_PCT`` | ``5`` | critical: a sample starting below this % defers itself (0: off) |
+| ``BATT_GUARD_CRITICAL_THREAD_HEADROOM`` | ``128`` | critical: below this thread headroom a sample defers (0: off) |
+| ``BATT_GUARD_RECOVER_FACTOR`` | ``1.5`` | hysteresis: growing back needs memory ≥ factor × its levels, threads ≤ ÷ |
+| ``BATT_GUARD_RECOVER_SECONDS`` | ``60`` | recovery must hold this long before the cap grows back one step |
+| ``BATT_GUARD_CHECK_SECONDS`` | ``2`` | how often the autoscaler reads pressure (at most one cap step per check) |
+| ``BATT_GUARD_DEFER_SECONDS`` | ``5`` | countdown of the retry deferring a sample under critical pressure |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to an integer ≥ {minimum}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below {minimum}; set it to an integer ≥ {minimum}")
+    return value
+
+
+def _float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to a number ≥ {minimum}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below {minimum}; set it to a number ≥ {minimum}")
+    return value
+
+
+def default_backend(broker_url: str) -> str:
+    """The broker's Redis with database 1, or the broker URL unchanged when it is not Redis."""
+    parts = urlsplit(broker_url)
+    if parts.scheme not in ("redis", "rediss"):
+        return broker_url
+    return urlunsplit(parts._replace(path="/1"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker_url: str
+    result_backend: str
+    visibility_timeout: int
+    result_expires: int
+    broker_check_timeout: float
+    max_result_bytes: int
+    retry_max: int
+    retry_backoff_max: int
+    max_memory_per_child_kb: int
+    retry_jitter: bool
+    guard_enabled: bool
+    guard_min_available_mb: int
+    guard_min_available_pct: float
+    guard_max_threads: int
+    guard_min_thread_headroom: int
+    guard_critical_available_mb: int
+    guard_critical_available_pct: float
+    guard_critical_thread_headroom: int
+    guard_recover_factor: float
+    guard_recover_seconds: float
+    guard_check_seconds: float
+    guard_defer_seconds: float
+
+
+def settings() -> Settings:
+    """Read the settings from the environment now."""
+    broker = os.environ.get("BATT_BROKER_URL", "").strip() or "redis://localhost:6379/0"
+    return Settings(
+        broker_url=broker,
+        result_backend=os.environ.get("BATT_RESULT_BACKEND", "").strip() or default_backend(broker),
+        visibility_timeout=_int("BATT_VISIBILITY_TIMEOUT", 3600, minimum=1),
+        result_expires=_int("BATT_RESULT_EXPIRES", 86400, minimum=60),
+        broker_check_timeout=_float("BATT_BROKER_CHECK_TIMEOUT", 2.0, minimum=0.1),
+        max_result_bytes=_int("BATT_MAX_RESULT_BYTES", 1_000_000, minimum=1024),
+        retry_max=_int("BATT_RETRY_MAX", 5),
+        retry_backoff_max=_int("BATT_RETRY_BACKOFF_MAX", 60, minimum=1),
+        max_memory_per_child_kb=_int("BATT_MAX_MEMORY_PER_CHILD_KB", 2_000_000, minimum=10_000),
+        retry_jitter=bool(_int("BATT_RETRY_JITTER", 1)),
+        guard_enabled=bool(_int("BATT_GUARD_ENABLED", 1)),
+        guard_min_available_mb=_int("BATT_GUARD_MIN_AVAILABLE_MB", 256),
+        guard_min_available_pct=_float("BATT_GUARD_MIN_AVAILABLE_PCT", 10.0),
+        guard_max_threads=_int("BATT_GUARD_MAX_THREADS", 1000),
+        guard_min_thread_headroom=_int("BATT_GUARD_MIN_THREAD_HEADROOM", 512),
+        guard_critical_available_mb=_int("BATT_GUARD_CRITICAL_AVAILABLE_MB", 128),
+        guard_critical_available_pct=_float("BATT_GUARD_CRITICAL_AVAILABLE_PCT", 5.0),
+        guard_critical_thread_headroom=_int("BATT_GUARD_CRITICAL_THREAD_HEADROOM", 128),
+        guard_recover_factor=_float("BATT_GUARD_RECOVER_FACTOR", 1.5, minimum=1.0),
+        guard_recover_seconds=_float("BATT_GUARD_RECOVER_SECONDS", 60.0),
+        guard_check_seconds=_float("BATT_GUARD_CHECK_SECONDS", 2.0, minimum=0.05),
+        guard_defer_seconds=_float("BATT_GUARD_DEFER_SECONDS", 5.0),
+    )

@@ -1,0 +1,43 @@
+"""From a sample message (JSON) to a scored sample result: the glue both modes share.
+
+The message's grids arrive as JSON lists; the batt protocol wants tuples of tuples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from batt_tasks.grids import to_grid
+from batt_tasks.loader import load_batt
+from batt_tasks.scoring import bound_size, score_sample
+
+
+def protocol_args(message: Mapping[str, Any]) -> tuple[tuple[tuple[Any, Any], ...], Any, Any]:
+    """``(S, I, expected)`` of a message, as the batt protocol's immutable grids."""
+    S = tuple((to_grid(i), to_grid(o)) for i, o in message["S"])
+    expected = message.get("expected")
+    return S, to_grid(message["input"]), None if expected is None else to_grid(expected)
+
+
+def run_message(
+    message: Mapping[str, Any],
+    log_path: str | None,
+    max_result_bytes: int,
+    reraise: tuple[type[BaseException], ...] = (),
+) -> dict[str, Any]:
+    """Load the message's batt (cached per process), score the sample and bound the result's size."""
+    batt = load_batt(message["batt"])
+    S, I, expected = protocol_args(message)  # noqa: E741 - the protocol's name
+    result = score_sample(
+        batt,
+        message["task_id"],
+        S,
+        I,
+        expected,
+        log_path,
+        kind=message["kind"],
+        index=message["index"],
+        reraise=reraise,
+    )
+    return bound_size(result, max_result_bytes)

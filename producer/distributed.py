@@ -1,0 +1,253 @@
+"""Distributed mode: one Celery task per sample on the broker, results collected as they complete.
+
+- :func:`check_broker` decides the mode: a broker that answers within the deadline means distributed
+  mode; an unreachable one means local fallback; a malformed URL or rejected password is the user's
+  mistake (exit 2).
+- :func:`submit` publishes every sample of the run at once over one producer connection, each with the
+  run's time limit as the task's soft and hard limits and a deterministic task id.
+- :func:`collect` yields sample results in completion order through Celery's native result joining
+  (Redis pub/sub), turning task failures (hard time limit, dead pool process, exhausted retries) into
+  that sample's ``timeout``/``error`` result; it warns when no worker consumes the queue.
+- :func:`cancel` revokes a run's pending samples and marks the run cancelled for workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from celery import Celery
+from celery.result import ResultSet
+from kombu.utils.url import maybe_sanitize_url
+
+from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, one_line
+from producer.errors import UsageError
+
+HARD_LIMIT_GRACE = 2.0  # seconds between the soft limit (a timeout result) and the hard kill
+
+
+class BrokerUnavailable(Exception):
+    """No broker answered; the producer falls back to local mode (or stops, with --require-broker)."""
+
+
+class NoWorker(Exception):
+    """No worker consumed the run's samples within ``--no-worker-timeout``."""
+
+
+def hard_limit(time_limit: float) -> float:
+    """The hard time limit of a sample whose soft limit is ``time_limit``."""
+    return time_limit + HARD_LIMIT_GRACE
+
+
+def check_time_limit(time_limit: float, visibility_timeout: int) -> None:
+    """Refuse a ``-t`` the broker's visibility timeout cannot cover (a sample would be redelivered while running).
+
+    A reserved sample may wait for one sample before it and then run up to its hard limit.
+    """
+    needed = 2 * hard_limit(time_limit)
+    if needed > visibility_timeout:
+        raise UsageError(
+            f"-t {time_limit:g} needs BATT_VISIBILITY_TIMEOUT ≥ {needed:.0f} seconds (it is {visibility_timeout}); "
+            "raise BATT_VISIBILITY_TIMEOUT on producer and workers, or lower -t"
+        )
+
+
+def safe_url(url: str) -> str:
+    """A broker URL without its password, for messages (even when the URL is malformed)."""
+    try:
+        return str(maybe_sanitize_url(url))
+    except ValueError:
+        return re.sub(r"://[^/@]*@", "://**@", url)
+
+
+def _check_url(url: str) -> str:
+    """The URL's scheme; a malformed URL is a :class:`UsageError`."""
+    shown = safe_url(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise UsageError(
+            f"BATT_BROKER_URL {shown!r} is malformed ({exc}); use redis://[:password@]host:port/db"
+        ) from None
+    if not parts.scheme:
+        raise UsageError(f"BATT_BROKER_URL {shown!r} is malformed (no scheme); use redis://[:password@]host:port/db")
+    return parts.scheme
+
+
+def check_broker(url: str, timeout: float) -> None:
+    """Return when the broker at ``url`` answers within ``timeout`` seconds.
+
+    Raises :class:`BrokerUnavailable` when it does not answer, and :class:`UsageError` for a malformed URL
+    or rejected credentials (falling back to local mode would hide those mistakes).
+    """
+    shown = safe_url(url)
+    scheme = _check_url(url)
+    if scheme in ("redis", "rediss"):
+        import redis
+
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        except ValueError as exc:
+            raise UsageError(
+                f"BATT_BROKER_URL {shown!r} is malformed ({exc}); use redis://[:password@]host:port/db"
+            ) from None
+        try:
+            client.ping()
+        except redis.exceptions.AuthenticationError as exc:
+            raise UsageError(
+                f"broker {shown} rejected the credentials ({exc}); fix the password in BATT_BROKER_URL"
+            ) from None
+        except redis.exceptions.ResponseError as exc:
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise UsageError(f"broker {shown} needs a password ({exc}); put it in BATT_BROKER_URL") from None
+            raise BrokerUnavailable(f"{shown}: {exc}") from None
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise BrokerUnavailable(f"{shown}: {exc}") from None
+        finally:
+            client.close()
+        return
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=timeout) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+    except KeyError as exc:
+        raise UsageError(f"BATT_BROKER_URL {shown!r}: unknown transport {exc}; use redis://host:port/db") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means: no broker here
+        raise BrokerUnavailable(f"{shown}: {one_line(exc)}") from None
+
+
+def sample_task_id(message: Mapping[str, Any]) -> str:
+    """The deterministic Celery task id of a sample: ``<run_id>.<task_id>.<kind>.<index>``."""
+    return f"{message['run_id']}.{message['task_id']}.{message['kind']}.{message['index']}"
+
+
+def _app() -> Celery:
+    from batt_tasks.celery import app
+
+    return app
+
+
+def submit(messages: Sequence[Mapping[str, Any]], time_limit: float, app: Celery | None = None) -> ResultSet:
+    """Publish every sample message at once; return the run's :class:`ResultSet`."""
+    from batt_tasks.tasks import score_sample
+
+    app = app or _app()
+    results = []
+    with app.producer_or_acquire() as producer:
+        for m in messages:
+            results.append(
+                score_sample.apply_async(
+                    args=[dict(m)],
+                    task_id=sample_task_id(m),
+                    soft_time_limit=time_limit,
+                    time_limit=hard_limit(time_limit),
+                    argsrepr=f"{m['task_id']} {m['kind']}[{m['index']}]",
+                    kwargsrepr=f"run={m['run_id']}",
+                    producer=producer,
+                )
+            )
+    return ResultSet(results, app=app)
+
+
+def failure_result(message: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The sample result of a task that ended without returning one (FAILURE or REVOKED)."""
+    exc = meta.get("result")
+    name = type(exc).__name__ if isinstance(exc, BaseException) else str(meta.get("status"))
+    scored = message.get("expected") is not None
+    args = (message["task_id"], message["kind"], message["index"])
+    if name == "TimeLimitExceeded":
+        return failed_sample(
+            *args, STATUS_TIMEOUT, f"hard time limit of {hard_limit(message['time_limit']):g}s exceeded", scored
+        )
+    if name == "WorkerLostError":
+        return failed_sample(*args, STATUS_ERROR, f"worker process died while scoring: {exc}", scored)
+    if name == "TaskRevokedError" or meta.get("status") == "REVOKED":
+        return failed_sample(*args, STATUS_ERROR, "sample revoked", scored)
+    text = one_line(exc) if isinstance(exc, BaseException) else f"task {meta.get('status')}: {exc!r}"
+    return failed_sample(*args, STATUS_ERROR, text, scored)
+
+
+class NoWorkerWatch:
+    """Called between result drains: warns when nothing arrives and no worker answers a ping."""
+
+    def __init__(
+        self, app: Celery, warn_after: float, give_up_after: float | None, warn: Callable[[str], None]
+    ) -> None:
+        self.app = app
+        self.warn_after = warn_after
+        self.give_up_after = give_up_after
+        self.warn = warn
+        self.last_progress = time.monotonic()
+        self.last_check = 0.0
+        self.no_worker_since: float | None = None
+
+    def progress(self) -> None:
+        self.last_progress = time.monotonic()
+        self.no_worker_since = None
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self.last_progress < self.warn_after or now - self.last_check < self.warn_after:
+            return
+        self.last_check = now
+        if self.app.control.ping(timeout=1.0):
+            self.no_worker_since = None
+            return
+        if self.no_worker_since is None:
+            self.no_worker_since = self.last_progress
+        idle = now - self.no_worker_since
+        url = safe_url(self.app.conf.broker_url)
+        if self.give_up_after is not None and idle >= self.give_up_after:
+            raise NoWorker(f"no worker consumed samples from {url} for {idle:.0f}s (--no-worker-timeout)")
+        self.warn(
+            f"warning: no worker is consuming from {url} ({idle:.0f}s); start one with: "
+            f"BATT_BROKER_URL={url} celery -A batt_tasks worker -c 2"
+        )
+
+
+def collect(
+    results: ResultSet,
+    messages: Mapping[str, Mapping[str, Any]],
+    watch: NoWorkerWatch | None = None,
+    done: set[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield each sample's result as it completes (not in submission order); add its task id to ``done``."""
+    for task_id, meta in results.iter_native(on_interval=watch, no_ack=True):
+        if watch is not None:
+            watch.progress()
+        message = messages.get(task_id)
+        if message is None:
+            continue
+        if done is not None:
+            done.add(task_id)
+        if meta.get("status") == "SUCCESS" and isinstance(meta.get("result"), dict):
+            yield meta["result"]
+        else:
+            yield failure_result(message, meta)
+
+
+def release(results: ResultSet) -> None:
+    """Stop listening for a run's results now, while the interpreter is whole.
+
+    Otherwise each ``AsyncResult.__del__`` unsubscribes at interpreter exit, when redis-py can no
+    longer import what it needs, and prints "Exception ignored" tracebacks.
+    """
+    for r in results.results:
+        with contextlib.suppress(Exception):  # best effort: the connection may already be gone
+            r.backend.remove_pending_result(r)
+
+
+def cancel(run_id: str, pending: Sequence[str], app: Celery | None = None) -> None:
+    """Stop a run: workers skip its remaining samples (the mark expires with the results), queued ones are revoked."""
+    from batt_tasks.tasks import cancel_key
+
+    app = app or _app()
+    app.backend.set(cancel_key(run_id), "1")
+    if pending:
+        app.control.revoke(list(pending))

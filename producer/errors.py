@@ -1,0 +1,16 @@
+"""The producer's exit codes and the one error type that means "the user gave bad input"."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_SAMPLE_ERRORS = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2, no traceback."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; the run stops, keeps what is written and exits 130."""

@@ -1,0 +1,145 @@
+"""Local sequential mode: one sample at a time in a single long-lived child process.
+
+The child is started with the ``spawn`` method (never ``fork``: the producer may already hold
+threads from a Celery/kombu client, and a fork after threads can deadlock). It imports the batt
+once and then scores samples sent over a pipe. The parent waits for each answer at most the
+sample's time limit; a child that overruns (a batt stuck in ``while True`` or in C code) or dies
+is killed and replaced, and the sample is recorded as ``timeout`` or ``error``. No semaphores or
+queues are used, so an interrupted run leaves nothing for the resource tracker to complain about.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from typing import Any
+
+from batt_tasks.loader import BattLoadError
+from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample
+
+_START_TIMEOUT = 120.0  # seconds a new child may take to import the batt
+
+
+def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_result_bytes: int) -> None:
+    """The child's loop: load the batt, then score each message received until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    if log_path:
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    from batt_tasks.loader import load_batt
+    from batt_tasks.sample import run_message
+
+    try:
+        load_batt(batt_ref)
+    except BattLoadError as exc:
+        conn.send(("load_error", str(exc)))
+        return
+    except BaseException as exc:  # noqa: BLE001 - report anything, then stop
+        conn.send(("load_error", f"batt {batt_ref!r} failed to import: {type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        conn.send(("result", run_message(message, log_path, max_result_bytes)))
+
+
+class LocalRunner:
+    """Runs samples one at a time in a replaceable spawned child, enforcing each sample's time limit."""
+
+    def __init__(self, batt_ref: str, log_path: str | None, max_result_bytes: int) -> None:
+        self.batt_ref = batt_ref
+        self.log_path = log_path
+        self.max_result_bytes = max_result_bytes
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        """Start the child and wait until it has imported the batt; raise :class:`BattLoadError` if it cannot."""
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=_child_main,
+            args=(child, self.batt_ref, self.log_path, self.max_result_bytes),
+            name="batt-local",
+            daemon=True,
+        )
+        # The child inherits SIGINT ignored, so a Ctrl-C at the terminal reaches only the producer,
+        # which then stops the child itself (no traceback from a half-started child).
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            proc.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        child.close()
+        self._proc, self._conn = proc, parent
+        if not parent.poll(_START_TIMEOUT):
+            self.close()
+            raise BattLoadError(
+                f"batt {self.batt_ref!r} took more than {_START_TIMEOUT:.0f}s to import; fix the module"
+            )
+        try:
+            kind, payload = parent.recv()
+        except EOFError:
+            code = self._reap()
+            raise BattLoadError(
+                f"batt {self.batt_ref!r} killed its process while importing (exit code {code})"
+            ) from None
+        if kind == "load_error":
+            self.close()
+            raise BattLoadError(payload)
+
+    def run(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """Score one sample message; a timeout or a dead child becomes that sample's result."""
+        if self._conn is None:
+            self.start()
+        assert self._conn is not None
+        limit = float(message["time_limit"])
+        scored = message.get("expected") is not None
+        args = (message["task_id"], message["kind"], message["index"])
+        try:
+            self._conn.send(dict(message))
+            if self._conn.poll(limit):
+                return self._conn.recv()[1]
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            code = self._reap()
+            self.restarts += 1
+            return failed_sample(*args, STATUS_ERROR, f"batt process died (exit code {code})", scored)
+        self._reap()
+        self.restarts += 1
+        return failed_sample(*args, STATUS_TIMEOUT, f"time limit of {limit:g}s exceeded", scored)
+
+    def _reap(self) -> int | None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            conn.close()
+        if proc is None:
+            return None
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        return proc.exitcode
+
+    def close(self, force: bool = False) -> None:
+        """Stop the child: politely when it is idle, by SIGKILL when ``force`` or when it does not answer."""
+        if not force and self._conn is not None and self._proc is not None and self._proc.is_alive():
+            try:
+                self._conn.send(None)
+                self._proc.join(1)
+            except (OSError, EOFError):
+                pass
+        self._reap()

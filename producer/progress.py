@@ -1,0 +1,119 @@
+"""The run's progress bar (on stderr) and its summary table (on stdout), drawn with rich."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def say(message: str, quiet: bool = False) -> None:
+    """A one-line notice on stderr (suppressed by ``-q`` unless it is a warning the caller forces)."""
+    if not quiet:
+        err_console.print(message, highlight=False, soft_wrap=True)
+
+
+class RunProgress:
+    """samples done/total, tasks done, timeouts, errors, rate and ETA; a no-op when quiet."""
+
+    def __init__(self, samples: int, tasks: int, quiet: bool, done_samples: int = 0, done_tasks: int = 0) -> None:
+        self.tasks_total = tasks
+        self.tasks_done = done_tasks
+        self.timeouts = 0
+        self.errors = 0
+        self._progress: Progress | None = None
+        self._id: TaskID | None = None
+        if not quiet:
+            self._progress = Progress(
+                TextColumn("[bold]samples"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(
+                    "tasks {task.fields[tasks]}  timeouts {task.fields[timeouts]}  errors {task.fields[errors]}"
+                ),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=False,
+            )
+            self._id = self._progress.add_task("run", total=samples, completed=done_samples, **self._fields())
+
+    def _fields(self) -> dict[str, Any]:
+        rate = ""
+        if self._progress is not None and self._id is not None:
+            speed = self._progress.tasks[0].speed
+            rate = f"{speed:.1f} samples/s" if speed else ""
+        return {
+            "tasks": f"{self.tasks_done}/{self.tasks_total}",
+            "timeouts": self.timeouts,
+            "errors": self.errors,
+            "rate": rate,
+        }
+
+    def sample(self, result: Mapping[str, Any]) -> None:
+        """One more sample came in."""
+        if result["status"] == "timeout":
+            self.timeouts += 1
+        elif result["status"] == "error":
+            self.errors += 1
+        if self._progress is not None and self._id is not None:
+            self._progress.update(self._id, advance=1)
+            self._progress.update(self._id, **self._fields())
+
+    def task(self) -> None:
+        """One more task is complete."""
+        self.tasks_done += 1
+        if self._progress is not None and self._id is not None:
+            self._progress.update(self._id, **self._fields())
+
+    def __enter__(self) -> RunProgress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def summary_table(summary: Mapping[str, Any]) -> Table:
+    """The end-of-run table."""
+    table = Table(title=f"batt-queue run {summary['run_id']}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    cost = summary.get("sample_ms") or {}
+    solved = summary["solved"]
+    rows = [
+        ("mode", summary["mode"]),
+        ("tasks", f"{summary['tasks_done']}/{summary['tasks']}"),
+        ("samples", f"{summary['samples_done']}/{summary['samples']}"),
+        ("solved", f"{solved}/{summary['tasks_scored']} scored tasks"),
+        ("timeouts", str(summary["timeouts"])),
+        ("errors", str(summary["errors"])),
+        ("wall time", f"{summary['wall_seconds']:.2f} s"),
+        ("rate", f"{summary['samples_per_second']:.2f} samples/s"),
+        ("sample cost", f"median {cost.get('median')} ms, p95 {cost.get('p95')} ms"),
+        ("results", summary["dir"]),
+    ]
+    if summary.get("interrupted"):
+        rows.insert(0, ("status", "[red]interrupted[/red]"))
+    for k, v in rows:
+        table.add_row(k, v)
+    return table

@@ -1,0 +1,149 @@
+"""A run's result files under ``--out/<run_id>/``.
+
+- ``results.jsonl``: one line per task, appended and flushed as each task completes, so a crash
+  keeps every finished task. Never rewritten.
+- ``submission.json``: ARC Prize format, ``{task_id: [{"attempt_1": grid, "attempt_2": grid}, ...]}``
+  with one dict per test input, written atomically at the end (also after an interrupt).
+- ``summary.json``: the run's options, counts and timings, written atomically at the end.
+- ``batt.log``: the batt's ``log_path`` in local mode, and its stdout/stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from producer.errors import UsageError
+
+EMPTY_ATTEMPT = [[0]]  # what the ARC Prize format expects when a candidate gave no attempt
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path`` through a temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(value, f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prepare_out(out: str) -> Path:
+    """Create ``--out`` if needed and check it is writable, or raise :class:`UsageError`."""
+    base = Path(out).expanduser()
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--out {out}: cannot create the directory ({exc.strerror}); pass a writable directory"
+        ) from None
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: the directory is not writable; pass a writable directory")
+    return base
+
+
+def submission_entry(predictions: list[list[Any]]) -> list[dict[str, Any]]:
+    """One ARC Prize submission entry: ``attempt_1``/``attempt_2`` per test input."""
+    entries = []
+    for attempts in predictions:
+        first = attempts[0] if attempts else EMPTY_ATTEMPT
+        second = attempts[1] if len(attempts) > 1 else first
+        entries.append({"attempt_1": first, "attempt_2": second})
+    return entries
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The task lines of a ``results.jsonl``, ignoring a torn last line left by a crash."""
+    lines: list[dict[str, Any]] = []
+    if not path.exists():
+        return lines
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return lines
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM for the block, then act on one that came in as if it had arrived just now.
+
+    A task line must be written to ``results.jsonl`` and recorded for ``submission.json`` together,
+    or not at all; an interrupt in between would leave the files disagreeing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        caught.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
+class RunWriter:
+    """Writes one run's files; appends task lines at once and the rest at :meth:`finish`."""
+
+    def __init__(self, base: Path, run_id: str) -> None:
+        self.dir = base / run_id
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"--out {base}: cannot create {self.dir} ({exc.strerror}); pass a writable directory"
+            ) from None
+        self.results_path = self.dir / "results.jsonl"
+        self.log_path = self.dir / "batt.log"
+        self.tasks: dict[str, dict[str, Any]] = {t["task_id"]: t for t in read_results(self.results_path)}
+        self._file = open(self.results_path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run's life
+
+    def add_task(self, line: Mapping[str, Any]) -> bool:
+        """Append one task's line and flush it; a task already written is not written again."""
+        if line["task_id"] in self.tasks:
+            return False
+        text = json.dumps(line, separators=(",", ":")) + "\n"
+        with _signals_held():
+            self._file.write(text)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self.tasks[line["task_id"]] = dict(line)
+        return True
+
+    def finish(self, summary: Mapping[str, Any], order: Iterable[str] | None = None) -> None:
+        """Close ``results.jsonl``; write ``submission.json`` and ``summary.json`` atomically."""
+        self._file.close()
+        ids = [t for t in (order or sorted(self.tasks)) if t in self.tasks]
+        write_json_atomic(
+            self.dir / "submission.json", {t: submission_entry(self.tasks[t]["predictions"]) for t in ids}
+        )
+        write_json_atomic(self.dir / "summary.json", dict(summary))
+
+    def remove_if_empty(self) -> None:
+        """Remove the run directory when nothing was written to it (a run that stopped before any work)."""
+        self._file.close()
+        for name in ("results.jsonl", "batt.log"):
+            path = self.dir / name
+            if path.exists() and path.stat().st_size == 0:
+                path.unlink()
+        with suppress(OSError):
+            self.dir.rmdir()

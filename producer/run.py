@@ -1,0 +1,71 @@
+"""One run from start to finish: plan → results (from local mode or the cluster) → files → summary.
+
+The source of sample results is an iterator; :func:`drive` does the rest the same way for every
+mode, so local and distributed runs write the same files.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from producer.collect import Collector
+from producer.progress import RunProgress
+from producer.results import RunWriter
+
+
+@dataclass
+class RunState:
+    """What a run has done so far; turned into ``summary.json``."""
+
+    run_id: str
+    mode: str
+    options: dict[str, Any]
+    order: list[str]
+    collector: Collector
+    writer: RunWriter
+    started: float = field(default_factory=time.monotonic)
+    interrupted: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """The run's summary: options, counts, solved tasks, timings and peak memory."""
+        c = self.collector
+        lines = [self.writer.tasks[t] for t in self.order if t in self.writer.tasks]
+        wall = time.monotonic() - self.started
+        peak_kb = max(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        )
+        return {
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "options": self.options,
+            "seed": self.options.get("seed"),
+            "dir": str(self.writer.dir),
+            "tasks": len(self.order),
+            "tasks_done": len(lines),
+            "samples": c.samples_total,
+            "samples_done": c.samples_done,
+            "ok": c.status_counts.get("ok", 0),
+            "timeouts": c.status_counts.get("timeout", 0),
+            "errors": c.status_counts.get("error", 0),
+            "tasks_scored": sum(1 for t in lines if t["solved"] is not None),
+            "solved": sum(1 for t in lines if t["solved"]),
+            "solved_ids": [t["task_id"] for t in lines if t["solved"]],
+            "wall_seconds": round(wall, 3),
+            "samples_per_second": round(c.samples_done / wall, 3) if wall > 0 else 0.0,
+            "sample_ms": c.cost_ms(),
+            "peak_rss_mb": round(peak_kb / 1024, 1),
+            "interrupted": self.interrupted,
+        }
+
+
+def drive(state: RunState, results: Iterator[Mapping[str, Any]], progress: RunProgress) -> None:
+    """Feed each sample result to the collector; append each completed task to ``results.jsonl``."""
+    for result in results:
+        progress.sample(result)
+        line = state.collector.add(result)
+        if line is not None and state.writer.add_task(line):
+            progress.task()

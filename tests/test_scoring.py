@@ -1,0 +1,403 @@
+"""Unit tests of the pure scoring core: grids, score_sample, aggregate_task (predictions and the ARC
+solved rule), differ clamping and summing, result bounding, the collector and the submission format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from batt_tasks.grids import GridError, as_grid, grid_problem, to_grid, to_json
+from batt_tasks.scoring import (
+    MATCH_SCORE,
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_TIMEOUT,
+    aggregate_task,
+    bound_size,
+    failed_sample,
+    one_line,
+    score_sample,
+)
+from producer.collect import Collector
+from producer.results import EMPTY_ATTEMPT, submission_entry
+
+A = ((1, 2), (3, 4))
+B = ((4, 3), (2, 1))
+C_ = ((0, 0), (0, 0))
+D = ((5,),)
+S = ((A, B),)
+
+
+def batt_of(answers: dict[str, Any], differ: list[Any] | None = None, calls: list[Any] | None = None) -> Any:
+    """A batt answering every input with ``answers`` (candidate id → output) and ``differ`` on the diff pass."""
+
+    def batt(task_id: str, S: Any, I: Any, C: Any, log_path: str | None) -> Any:  # noqa: E741
+        if calls is not None:
+            calls.append((task_id, S, I, C, log_path))
+        o = [(n, False, cid, out) for n, (cid, out) in enumerate(answers.items())]
+        return o, (list(differ or []) if C is not None else [])
+
+    return batt
+
+
+# ---------------------------------------------------------------------------------------------- grids
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ([], "empty"),
+        ([[]], "row 0 is empty"),
+        ([[1, 2], [3]], "ragged"),
+        ([[10]], "outside 0-9"),
+        ([[-1]], "outside 0-9"),
+        ([[True]], "not an int"),
+        ([[1.0]], "not an int"),
+        ([[0] * 31], "31 columns"),
+        ([[0]] * 31, "31 rows"),
+        ("12", "not a list of rows"),
+        (None, "not a list of rows"),
+        ([1, 2], "row 0 is int"),
+        ([["1"]], "not an int"),
+    ],
+)
+def test_grid_problem_names_what_is_wrong(value: Any, fragment: str) -> None:
+    problem = grid_problem(value)
+    assert problem is not None and fragment in problem
+    assert as_grid(value) is None
+    with pytest.raises(GridError, match=fragment):
+        to_grid(value)
+
+
+def test_valid_grids_become_tuples() -> None:
+    assert grid_problem([[0] * 30] * 30) is None
+    assert as_grid([[1, 2], [3, 4]]) == A
+    assert as_grid(A) == A
+    assert as_grid(np.array([[1, 2], [3, 4]])) == A
+    assert to_json(A) == [[1, 2], [3, 4]]
+    assert isinstance(to_grid([[9]]), tuple)
+
+
+# ---------------------------------------------------------------------------------------- score_sample
+
+
+def test_exact_match_and_candidate_list() -> None:
+    calls: list[Any] = []
+    batt = batt_of({"right": B, "wrong": C_, "lists": [[4, 3], [2, 1]]}, calls=calls)
+    r = score_sample(batt, "t", S, A, B, "/tmp/log", kind="train", index=3)
+    assert r["status"] == STATUS_OK and r["error"] is None and r["scored"] is True
+    assert r["candidates"] == ["right", "wrong", "lists"]
+    assert r["matched"] == ["lists", "right"]  # a list-of-lists output equal to expected matches too
+    assert r["outputs"] == []  # train samples keep no outputs
+    assert (r["kind"], r["index"], r["task_id"]) == ("train", 3, "t")
+    # Solve pass with C=None, then the diff pass with C=expected; both get the protocol's arguments.
+    assert [c[3] for c in calls] == [None, B]
+    assert all(c[:3] == ("t", S, A) and c[4] == "/tmp/log" for c in calls)
+    assert r["seconds"] >= 0
+
+
+def test_test_sample_keeps_distinct_outputs_with_their_candidates() -> None:
+    batt = batt_of({"b1": B, "c1": C_, "b2": B})
+    r = score_sample(batt, "t", S, A, B, None, kind="test", index=0)
+    assert r["outputs"] == [[to_json(B), ["b1", "b2"]], [to_json(C_), ["c1"]]]
+    assert r["matched"] == ["b1", "b2"]
+
+
+def test_unscored_sample_runs_only_the_solve_pass() -> None:
+    calls: list[Any] = []
+    batt = batt_of({"b": B}, differ=[(1, "b", "d", (5,))], calls=calls)
+    r = score_sample(batt, "t", S, A, None, None, kind="test", index=0)
+    assert len(calls) == 1 and calls[0][3] is None
+    assert r["scored"] is False and r["matched"] == [] and r["differ"] == []
+    assert r["outputs"] == [[to_json(B), ["b"]]]
+
+
+def test_non_grid_outputs_never_match_and_never_crash() -> None:
+    weird = {
+        "none": None,
+        "str": "B",
+        "ragged": [[4, 3], [2]],
+        "colour": [[4, 3], [2, 10]],
+        "bool": [[True]],
+        "big": [[0] * 31],
+        "dict": {"x": 1},
+        "ok": B,
+    }
+    r = score_sample(batt_of(weird), "t", S, A, B, None, kind="test", index=0)
+    assert r["status"] == STATUS_OK
+    assert r["matched"] == ["ok"]
+    assert len(r["candidates"]) == len(weird)
+    assert r["outputs"] == [[to_json(B), ["ok"]]]
+
+
+def test_differ_scores_are_clamped_then_summed_per_candidate_and_differ() -> None:
+    differ = [
+        (1, "a", "d1", (700, "extra")),
+        (2, "a", "d1", (600,)),  # same (candidate, differ) in one sample: 700 + 600
+        (3, "a", "d2", (5000,)),  # clamped to 1000
+        (4, "b", "d1", (-50,)),  # clamped to 0
+        (5, "b", "d2", ("garbage",)),  # not a number: 0
+        (6, None, "d3", 12),  # a bare int is accepted; candidate None becomes 'None'
+        (7, "c", "d1", ()),  # empty tuple: 0
+    ]
+    r = score_sample(batt_of({"a": B}, differ=differ), "t", S, A, B, None)
+    assert r["differ"] == [
+        ["None", "d3", 12],
+        ["a", "d1", 1300],
+        ["a", "d2", 1000],
+        ["b", "d1", 0],
+        ["b", "d2", 0],
+        ["c", "d1", 0],
+    ]
+
+
+def test_batt_exception_becomes_a_sample_error() -> None:
+    def batt(*args: Any) -> Any:
+        raise ZeroDivisionError("no\nway")
+
+    r = score_sample(batt, "t", S, A, B, None)
+    assert r["status"] == STATUS_ERROR
+    assert r["error"] == "ZeroDivisionError: no way"  # one line
+    assert r["candidates"] == [] and r["matched"] == [] and r["outputs"] == [] and r["differ"] == []
+
+
+def test_exception_in_the_diff_pass_discards_the_solve_pass() -> None:
+    def batt(task_id: str, S: Any, I: Any, C: Any, log_path: Any) -> Any:  # noqa: E741
+        if C is not None:
+            raise KeyError("diff")
+        return [(1, False, "b", B)], []
+
+    r = score_sample(batt, "t", S, A, B, None)
+    assert r["status"] == STATUS_ERROR and "KeyError" in r["error"]
+    assert r["matched"] == []
+
+
+@pytest.mark.parametrize(
+    ("returned", "fragment"),
+    [
+        (None, "expected the pair (o, s)"),
+        ([(1, False, "a", B)], "expected the pair (o, s)"),
+        (([], [], []), "expected the pair (o, s)"),
+        (("o", []), "expected a list"),
+        (([(1, False, "a")], []), "expected a 4-tuple"),
+        (([(1, False, "a", B)], [(1, "a", "d")]), "expected a 4-tuple"),
+        (([5], []), "expected a 4-tuple"),
+    ],
+)
+def test_protocol_violations_are_sample_errors(returned: Any, fragment: str) -> None:
+    r = score_sample(lambda *a: returned, "t", S, A, B, None)
+    assert r["status"] == STATUS_ERROR
+    assert r["error"].startswith("BattProtocolError") and fragment in r["error"]
+
+
+def test_one_line_is_bounded() -> None:
+    text = one_line(ValueError("x" * 1000))
+    assert len(text) == 300 and text.endswith("...") and "\n" not in text
+    assert one_line(KeyboardInterrupt()) == "KeyboardInterrupt"
+
+
+def test_bound_size_replaces_oversized_results() -> None:
+    r = score_sample(batt_of({"b": B}), "t", S, A, B, None, kind="test", index=1)
+    assert bound_size(r, 10**6) is r
+    small = bound_size(r, 50)
+    assert small["status"] == STATUS_ERROR and "result too large" in small["error"]
+    assert (small["task_id"], small["kind"], small["index"], small["scored"]) == ("t", "test", 1, True)
+    assert small["outputs"] == [] and small["matched"] == []
+
+
+# ------------------------------------------------------------------------------------------ aggregation
+
+
+def sample(
+    kind: str,
+    index: int,
+    matched: Sequence[str] = (),
+    outputs: Sequence[tuple[Any, Sequence[str]]] = (),
+    candidates: Sequence[str] | None = None,
+    differ: Sequence[Sequence[Any]] = (),
+    scored: bool = True,
+    status: str = STATUS_OK,
+    seconds: float = 0.5,
+) -> dict[str, Any]:
+    """A sample result as score_sample makes it (JSON shapes)."""
+    if candidates is None:
+        candidates = sorted({c for _, ids in outputs for c in ids} | set(matched))
+    return {
+        "task_id": "t",
+        "kind": kind,
+        "index": index,
+        "status": status,
+        "error": None if status == STATUS_OK else f"{status} here",
+        "scored": scored,
+        "candidates": list(candidates),
+        "matched": sorted(matched),
+        "differ": [list(d) for d in differ],
+        "outputs": [[to_json(g), list(ids)] for g, ids in outputs],
+        "seconds": seconds,
+    }
+
+
+def test_scores_train_perfect_and_differ_sums() -> None:
+    results = [
+        sample("train", 0, matched=["a", "b"], candidates=["a", "b", "c"], differ=[["a", "d", 1000], ["b", "d", 400]]),
+        sample("train", 1, matched=["a"], candidates=["a", "b", "c"], differ=[["a", "d", 1000], ["b", "d", 300]]),
+        sample("test", 0, matched=["b"], outputs=[(A, ["a"]), (B, ["b", "c"])], differ=[["b", "e", 7]]),
+    ]
+    line = aggregate_task("t", results)
+    assert line["task_id"] == "t"
+    assert line["samples"] == {"train": 2, "test": 1}
+    assert (line["ok"], line["errors"], line["timeouts"], line["failures"]) == (3, 0, 0, [])
+    assert line["candidates"] == 3
+    assert line["train_scores"] == {"a": 2 * MATCH_SCORE, "b": MATCH_SCORE}  # c scored 0: left out
+    assert line["test_scores"] == {"b": MATCH_SCORE}
+    assert line["train_perfect"] == ["a"]
+    assert line["differ"] == {"a": {"d": 2000}, "b": {"d": 700, "e": 7}}
+    # a (2000) first, then b (1000); c shares b's output so adds nothing.
+    assert line["predictions"] == [[to_json(A), to_json(B)]]
+    assert line["solved"] is True  # B is the test output and it is attempt 2
+    assert line["seconds"] == pytest.approx(1.5)
+    json.dumps(line)  # the line is JSON
+
+
+def test_solved_needs_the_answer_among_the_two_attempts() -> None:
+    # Candidate c produced the right answer but ranks third by train score: not solved.
+    results = [
+        sample("train", 0, matched=["a", "b"], candidates=["a", "b", "c"]),
+        sample("test", 0, matched=["c"], outputs=[(A, ["a"]), (B, ["b"]), (C_, ["c"])]),
+    ]
+    line = aggregate_task("t", results)
+    assert line["predictions"] == [[to_json(A), to_json(B)]]
+    assert line["test_scores"] == {"c": MATCH_SCORE}
+    assert line["solved"] is False
+
+
+def test_ties_in_train_score_are_broken_by_candidate_id() -> None:
+    results = [
+        sample("train", 0, candidates=["z", "m", "a"]),
+        sample("test", 0, outputs=[(A, ["z"]), (B, ["m"]), (C_, ["a"])], matched=["z"]),
+    ]
+    line = aggregate_task("t", results)
+    assert line["predictions"] == [[to_json(C_), to_json(B)]]  # a, then m; z is third
+    assert line["solved"] is False
+
+
+def test_predictions_are_distinct_outputs() -> None:
+    # a and b give the same output: attempt 2 comes from the next candidate with a different one.
+    results = [
+        sample("train", 0, matched=["a", "b"], candidates=["a", "b", "c"]),
+        sample("test", 0, matched=["c"], outputs=[(A, ["a", "b"]), (C_, ["c"])]),
+    ]
+    line = aggregate_task("t", results)
+    assert line["predictions"] == [[to_json(A), to_json(C_)]]
+    assert line["solved"] is True
+
+
+def test_single_output_gives_one_attempt() -> None:
+    line = aggregate_task("t", [sample("train", 0, candidates=["a"]), sample("test", 0, outputs=[(A, ["a"])])])
+    assert line["predictions"] == [[to_json(A)]]
+    assert line["solved"] is False
+
+
+def test_every_test_output_must_be_solved() -> None:
+    results = [
+        sample("train", 0, matched=["a"]),
+        sample("test", 0, matched=["a"], outputs=[(A, ["a"])]),
+        sample("test", 1, matched=[], outputs=[(B, ["a"])]),
+    ]
+    line = aggregate_task("t", results)
+    assert line["predictions"] == [[to_json(A)], [to_json(B)]]
+    assert line["solved"] is False
+    results[2] = sample("test", 1, matched=["a"], outputs=[(B, ["a"])])
+    assert aggregate_task("t", results)["solved"] is True
+
+
+def test_unknown_test_output_is_unscored() -> None:
+    results = [
+        sample("train", 0, matched=["a"]),
+        sample("test", 0, matched=["a"], outputs=[(A, ["a"])]),
+        sample("test", 1, scored=False, outputs=[(B, ["a"])]),
+    ]
+    line = aggregate_task("t", results)
+    assert line["solved"] is None  # one unknown output makes the task unscored
+    assert line["predictions"] == [[to_json(A)], [to_json(B)]]  # predictions are still made
+    assert line["test_scores"] == {"a": MATCH_SCORE}
+
+
+def test_no_candidate_output_means_no_attempt_and_not_solved() -> None:
+    line = aggregate_task("t", [sample("train", 0), sample("test", 0, candidates=[])])
+    assert line["predictions"] == [[]]
+    assert line["solved"] is False
+    assert line["candidates"] == 0
+
+
+def test_errors_and_timeouts_are_counted_and_listed() -> None:
+    results = [
+        sample("train", 0, matched=["a"]),
+        failed_sample("t", "train", 1, STATUS_TIMEOUT, "time limit of 1s exceeded", True),
+        failed_sample("t", "test", 0, STATUS_ERROR, "ValueError: x", True),
+    ]
+    line = aggregate_task("t", results)
+    assert (line["ok"], line["errors"], line["timeouts"]) == (1, 1, 1)
+    assert line["failures"] == [
+        {"sample": "t train[1]", "status": STATUS_TIMEOUT, "error": "time limit of 1s exceeded"},
+        {"sample": "t test[0]", "status": STATUS_ERROR, "error": "ValueError: x"},
+    ]
+    assert line["train_perfect"] == []  # a train sample did not run: nobody is perfect
+    assert line["predictions"] == [[]] and line["solved"] is False
+
+
+def test_sample_order_does_not_matter() -> None:
+    results = [
+        sample("test", 1, matched=["b"], outputs=[(B, ["b"])]),
+        sample("train", 1, matched=["b"]),
+        sample("test", 0, matched=["a"], outputs=[(A, ["a"]), (B, ["b"])]),
+        sample("train", 0, matched=["a", "b"]),
+    ]
+    forward = aggregate_task("t", results)
+    backward = aggregate_task("t", list(reversed(results)))
+    assert forward == backward
+    assert forward["predictions"] == [[to_json(B), to_json(A)], [to_json(B)]]
+    assert forward["solved"] is True
+
+
+def test_aggregate_of_real_score_sample_results() -> None:
+    batt = batt_of({"id": None, "right": B})
+
+    def run(kind: str, index: int, inp: Any, out: Any) -> dict[str, Any]:
+        return json.loads(json.dumps(score_sample(batt, "t", S, inp, out, None, kind=kind, index=index)))
+
+    line = aggregate_task("t", [run("train", 0, A, B), run("test", 0, A, B)])
+    assert line["train_perfect"] == ["right"]
+    assert line["predictions"] == [[to_json(B)]]
+    assert line["solved"] is True
+
+
+# -------------------------------------------------------------------------------------- collector / files
+
+
+def test_collector_aggregates_when_complete_and_counts_duplicates_once() -> None:
+    col = Collector({"t": 2, "u": 1})
+    assert col.samples_total == 3
+    first = sample("train", 0, matched=["a"])
+    assert col.add(first) is None
+    assert col.add(dict(first)) is None  # redelivered duplicate
+    assert col.samples_done == 1
+    line = col.add(sample("test", 0, matched=["a"], outputs=[(A, ["a"])]))
+    assert line is not None and line["solved"] is True
+    assert col.add(sample("test", 0)) is None  # task already done
+    assert col.add({**sample("test", 0), "task_id": "unknown"}) is None
+    assert col.samples_done == 2 and col.done_tasks == {"t"}
+    assert col.status_counts == {STATUS_OK: 2, STATUS_ERROR: 0, STATUS_TIMEOUT: 0}
+    assert col.cost_ms()["median"] == pytest.approx(500.0)
+
+
+def test_submission_entry_format() -> None:
+    assert submission_entry([[to_json(A), to_json(B)], [to_json(C_)], []]) == [
+        {"attempt_1": to_json(A), "attempt_2": to_json(B)},
+        {"attempt_1": to_json(C_), "attempt_2": to_json(C_)},
+        {"attempt_1": EMPTY_ATTEMPT, "attempt_2": EMPTY_ATTEMPT},
+    ]
