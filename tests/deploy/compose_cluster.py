@@ -185,12 +185,19 @@ class ComposeCluster:
             out[vol["target"]] = path
         return out
 
+    def rootfs(self, service: str) -> Path:
+        """The stand-in for the container's file system: a directory whose volume mount points are symlinks."""
+        root = self.workdir / "rootfs" / service
+        for target, path in self.mounts(service).items():
+            point = root / target.lstrip("/")
+            if not point.is_symlink():
+                point.parent.mkdir(parents=True, exist_ok=True)
+                point.symlink_to(path, target_is_directory=True)
+        return root
+
     def host_path(self, service: str, container_path: str) -> Path:
-        """Where a container path of ``service`` lives in the test (its volumes, else a private root)."""
-        for target, path in sorted(self.mounts(service).items(), key=lambda kv: -len(kv[0])):
-            if container_path == target or container_path.startswith(target + "/"):
-                return path / container_path[len(target):].lstrip("/")
-        return self.workdir / "rootfs" / service / container_path.lstrip("/")
+        """Where a container path of ``service`` lives in the test (through its volumes' symlinks)."""
+        return self.rootfs(service) / container_path.lstrip("/")
 
     def translate_paths(self, service: str, arg: str) -> str:
         """Container paths of ``service``'s volumes and working directory inside ``arg``, as test paths."""

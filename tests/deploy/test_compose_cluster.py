@@ -233,8 +233,11 @@ def test_browser_logs_in_and_sees_the_worker_on_the_tasks_page(cluster: ComposeC
     dom = _browser(c, chromium, tmp_path / "profile-dom", "--dump-dom", url)
     assert node in dom, "the tasks page does not show the worker"
     assert TASK_NAME in dom and "SUCCESS" in dom
-    first_task = sorted(_flower_tasks(c, summary["run_id"]))[0].split(".")[1]
-    assert first_task in dom
+    # the rows are the samples, named <run_id>.<ARC task id>.<kind>.<index>, newest first
+    known = c.http_json("/api/tasks?limit=10000", CREDENTIALS)
+    shown = [uuid for uuid in known if uuid in dom]
+    assert len(shown) >= min(10, len(known)), f"only {len(shown)} of {len(known)} samples on the page"
+    assert any(uuid.startswith(summary["run_id"]) for uuid in known)
     # without credentials the browser gets no page
     denied = _browser(c, chromium, tmp_path / "profile-denied", "--dump-dom", c.flower_url("/tasks"))
     assert node not in denied
@@ -262,6 +265,8 @@ def test_stop_requeues_unfinished_samples_and_a_new_worker_finishes_them(cluster
     producer = c.popen_oneoff("producer", cmd, "producer-held")
 
     def held() -> bool:
+        if producer.proc.poll() is not None:
+            raise AssertionError(f"the producer exited with {producer.proc.returncode}:\n{producer.text()[-3000:]}")
         return int(c.redis_cli("HLEN", "unacked")) >= 1
 
     wait_until(held, 60, "the worker to take a held sample")
