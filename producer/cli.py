@@ -31,8 +31,10 @@ from producer.distributed import (
     collect,
     release,
     result_set,
+    safe_url,
     sample_task_id,
     submit,
+    workers_online,
 )
 from producer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SAMPLE_ERRORS, EXIT_USAGE, Interrupted, UsageError
 from producer.local import LocalRunner
@@ -151,6 +153,11 @@ def _quiet_signals() -> None:
 
 
 def _choose_mode(args: argparse.Namespace, broker_url: str, timeout: float) -> str:
+    """local (``--local``, or no broker, or a broker no worker consumes from) or distributed.
+
+    With ``--require-broker`` an unreachable broker is an error, and a broker without workers is used
+    anyway: the run waits for workers, warning every few seconds (``--no-worker-timeout`` bounds the wait).
+    """
     if args.local:
         return "local"
     try:
@@ -161,6 +168,12 @@ def _choose_mode(args: argparse.Namespace, broker_url: str, timeout: float) -> s
                 f"broker unreachable ({exc}); start it, fix BATT_BROKER_URL, or drop --require-broker"
             ) from None
         say(f"warning: broker unreachable ({exc}); running in local sequential mode")
+        return "local"
+    if not args.require_broker and not workers_online(timeout=min(timeout, 1.0)):
+        say(
+            f"warning: broker {safe_url(broker_url)} answers but no worker is consuming; running in local sequential "
+            "mode (start workers with: celery -A batt_tasks worker, or pass --require-broker to wait for them)"
+        )
         return "local"
     return "distributed"
 

@@ -123,6 +123,12 @@ def check_broker(url: str, timeout: float) -> None:
         raise BrokerUnavailable(f"{shown}: {one_line(exc)}") from None
 
 
+def workers_online(timeout: float = 1.0, app: Celery | None = None) -> list[str]:
+    """Names of the workers that answer a ping within ``timeout`` seconds."""
+    app = app or _app()
+    return sorted(name for reply in app.control.ping(timeout=timeout) for name in reply)
+
+
 def sample_task_id(message: Mapping[str, Any]) -> str:
     """The deterministic Celery task id of a sample: ``<run_id>.<task_id>.<kind>.<index>``."""
     return f"{message['run_id']}.{message['task_id']}.{message['kind']}.{message['index']}"

@@ -7,15 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 err_console = Console(stderr=True)
@@ -40,15 +32,10 @@ class RunProgress:
         self._id: TaskID | None = None
         if not quiet:
             self._progress = Progress(
-                TextColumn("[bold]samples"),
-                BarColumn(),
+                BarColumn(bar_width=20),
                 MofNCompleteColumn(),
-                TextColumn(
-                    "tasks {task.fields[tasks]}  timeouts {task.fields[timeouts]}  errors {task.fields[errors]}"
-                ),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
+                TextColumn("samples · tasks {task.fields[tasks]} · timeouts {task.fields[timeouts]}"),
+                TextColumn("· errors {task.fields[errors]} · {task.fields[rate]}"),
                 TimeRemainingColumn(),
                 console=err_console,
                 transient=False,
@@ -59,7 +46,7 @@ class RunProgress:
         rate = ""
         if self._progress is not None and self._id is not None:
             speed = self._progress.tasks[0].speed
-            rate = f"{speed:.1f} samples/s" if speed else ""
+            rate = f"{speed:.1f}/s" if speed else "-/s"
         return {
             "tasks": f"{self.tasks_done}/{self.tasks_total}",
             "timeouts": self.timeouts,

@@ -16,6 +16,27 @@ from redis_proc import RedisServer  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _never_the_machines_redis() -> Iterator[None]:
+    """Point every test (and every subprocess it starts) at a port where nothing listens, unless the test
+    sets its own broker: no test may reach the machine's Redis on 6379 by falling back to the default."""
+    from redis_proc import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}"
+    saved = {k: os.environ.get(k) for k in ("BATT_BROKER_URL", "BATT_RESULT_BACKEND")}
+    os.environ["BATT_BROKER_URL"] = dead + "/0"
+    os.environ["BATT_RESULT_BACKEND"] = dead + "/1"
+    os.environ.setdefault("BATT_BROKER_CHECK_TIMEOUT", "0.5")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     """A fresh redis-server on a free port for one test (AOF on, so it can be restarted)."""

@@ -274,3 +274,41 @@ def test_collection_keeps_up_with_1000_samples(redis_server, tmp_path):
         assert len(task_lines(tmp_path / "o")) == s["tasks"] == 400
     finally:
         w.stop()
+
+
+def test_batt_imported_once_per_pool_process(redis_server, tmp_path):
+    log = tmp_path / "imports.log"
+    env = batt_env(redis_server.url, BATT_TEST_IMPORT_LOG=str(log))
+    w = Worker(env, concurrency=1).start()
+    try:
+        done = run_submit(
+            env,
+            "-i",
+            *IDS[:4],
+            "-b",
+            str(BATTS / "dist_import_counter.py"),
+            "-q",
+            "--require-broker",
+            "--out",
+            str(tmp_path / "o"),
+        )
+        assert done.returncode == 0, done.stderr
+        samples = summary(tmp_path / "o")["samples"]
+        assert samples >= 16
+        pool = set(w.pool_pids())
+        worker_imports = [int(p) for p in log.read_text().split() if int(p) in pool]
+        assert worker_imports == [next(iter(pool))], f"{samples} samples, imports in the pool: {worker_imports}"
+    finally:
+        w.stop()
+
+
+def test_oversized_result_is_an_error_not_a_flood(redis_server, worker, tmp_path):
+    env = batt_env(redis_server.url)
+    done = run_submit(
+        env, "-i", "007bbfb7", "-b", str(BATTS / "dist_huge.py"), "-q", "--require-broker", "--out", str(tmp_path)
+    )
+    assert done.returncode == 1, done.stderr
+    line = task_lines(tmp_path)["007bbfb7"]
+    test_failures = [f for f in line["failures"] if "test" in f["sample"]]
+    assert test_failures and "result too large" in test_failures[0]["error"]
+    assert "BATT_MAX_RESULT_BYTES" in test_failures[0]["error"]
