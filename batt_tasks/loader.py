@@ -56,6 +56,11 @@ def _import_file(path: Path) -> Any:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     name = path.stem if path.name != "__init__.py" else path.parent.name
+    existing = sys.modules.get(name)
+    if existing is not None and getattr(existing, "__file__", None) != str(path):
+        # A batt file named like a module already loaded (random.py, json.py, another batt's name)
+        # must not replace it: give it a name of its own.
+        name = f"_batt_{name}_{abs(hash(str(path))):x}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise BattLoadError(f"batt file {path} cannot be imported; pass -b a .py file")

@@ -194,10 +194,12 @@ class _Setup:
 def _new_setup(args: argparse.Namespace, conf: Settings) -> _Setup:
     tasks = load_tasks(args.data, args.split)
     seed = args.seed
-    if args.count < 0 and not args.ids and seed is None:
+    drawn = args.count < 0 and not args.ids and seed is None
+    if drawn:
         seed = new_seed()
-        say(f"seed {seed} (repeat this draw with --seed {seed})", args.quiet)
     ids = select(tasks.keys(), args.count, args.start, seed, args.ids)
+    if drawn:  # printed even with -q: without it the draw could not be repeated
+        say(f"seed {seed} (repeat this draw with --seed {seed})")
     batt = resolve(args.batt)
     base = prepare_out(args.out)
     mode = _choose_mode(args, conf.broker_url, conf.broker_check_timeout)

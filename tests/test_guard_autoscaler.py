@@ -296,6 +296,8 @@ def test_failed_reading_keeps_the_cap(rig: Rig) -> None:
     assert rig.scaler.guard_check(force=True) is None
     assert rig.scaler.read_errors == 1 and rig.scaler.cap == 3
     assert rig.scaler.guard_info()["last_error"] == "OSError: proc is gone"
+    report = rig.scaler.guard_info(fresh=True)  # inspect guard still answers
+    assert report["readings_now"] is None and report["cap"] == 3
 
 
 def test_update_keeps_cap_within_new_bounds(rig: Rig) -> None:
