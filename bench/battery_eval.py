@@ -40,19 +40,29 @@ def load_split(split: str, dataset: str = "arcagi") -> dict[str, dict[str, Any]]
     return data[SPLITS[split]]
 
 
-def evaluate_task(batt_ref: str, task_id: str, task: dict[str, Any]) -> tuple[dict[str, Any], list[float]]:
-    """Score every sample of one task and aggregate; returns the task line and the per-sample seconds."""
+Timing = tuple[list[float], list[float]]
+
+
+def evaluate_task(batt_ref: str, task_id: str, task: dict[str, Any]) -> tuple[dict[str, Any], Timing]:
+    """Score every sample of one task and aggregate.
+
+    Returns the task line and, per sample, the wall seconds (as score_sample reports them: solve + diff
+    pass) and the CPU seconds of this process for the same work (robust on a busy machine).
+    """
     batt = load_batt(batt_ref)
     S = tuple((_grid(p["input"]), _grid(p["output"])) for p in task["train"])
     results = []
+    cpu: list[float] = []
     for kind in ("train", "test"):
         for n, pair in enumerate(task[kind]):
             expected = _grid(pair["output"]) if "output" in pair else None
+            started = time.process_time()
             results.append(score_sample(batt, task_id, S, _grid(pair["input"]), expected, None, kind=kind, index=n))
-    return aggregate_task(task_id, results), [float(r["seconds"]) for r in results]
+            cpu.append(time.process_time() - started)
+    return aggregate_task(task_id, results), ([float(r["seconds"]) for r in results], cpu)
 
 
-def _worker(args: tuple[str, str, dict[str, Any]]) -> tuple[dict[str, Any], list[float]]:
+def _worker(args: tuple[str, str, dict[str, Any]]) -> tuple[dict[str, Any], Timing]:
     return evaluate_task(*args)
 
 
@@ -68,7 +78,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 def run(split: str, batt_ref: str = DEFAULT_BATT, tasks: Sequence[str] | None = None, jobs: int = 1) -> dict[str, Any]:
     """Evaluate ``batt_ref`` on ``split`` (optionally only ``tasks``); returns the summary dict."""
     data = load_split(split)
-    ids = sorted(data) if not tasks else [t for t in tasks if t in data]
+    unknown = [t for t in tasks or () if t not in data]
+    if unknown:
+        raise ValueError(f"not tasks of the {SPLITS[split]} split: {', '.join(unknown)}")
+    ids = sorted(data) if not tasks else sorted(set(tasks))
     work = [(batt_ref, tid, data[tid]) for tid in ids]
     started = time.perf_counter()
     if jobs > 1:
@@ -77,7 +90,8 @@ def run(split: str, batt_ref: str = DEFAULT_BATT, tasks: Sequence[str] | None = 
     else:
         outcomes = [_worker(w) for w in work]
     wall = time.perf_counter() - started
-    seconds = [s for _, per in outcomes for s in per]
+    seconds = [s for _, (per, _) in outcomes for s in per]
+    cpu = [s for _, (_, per) in outcomes for s in per]
     lines = [line for line, _ in outcomes]
     solved = sorted(line["task_id"] for line in lines if line["solved"])
     errors = sum(line["errors"] for line in lines)
@@ -95,6 +109,8 @@ def run(split: str, batt_ref: str = DEFAULT_BATT, tasks: Sequence[str] | None = 
         "median_ms": round(statistics.median(seconds) * 1000, 2) if seconds else 0.0,
         "p95_ms": round(percentile(seconds, 0.95) * 1000, 2),
         "max_ms": round(max(seconds, default=0.0) * 1000, 2),
+        "cpu_median_ms": round(statistics.median(cpu) * 1000, 2) if cpu else 0.0,
+        "cpu_p95_ms": round(percentile(cpu, 0.95) * 1000, 2),
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(rss_kb / 1024, 1),
     }
@@ -111,7 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the full summary as JSON")
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t] or None
-    summary = run(args.split, args.batt, tasks, max(1, args.jobs))
+    try:
+        summary = run(args.split, args.batt, tasks, max(1, args.jobs))
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.solved_out:
         with open(args.solved_out, "w", encoding="utf-8") as fh:
             json.dump(summary["solved_ids"], fh, indent=1)
@@ -121,9 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(
             f"{summary['split']}: solved {summary['solved']}/{summary['tasks']} tasks (2 attempts), "
-            f"{summary['samples']} samples, per-sample median {summary['median_ms']} ms, p95 {summary['p95_ms']} ms, "
-            f"max {summary['max_ms']} ms, peak RSS {summary['peak_rss_mb']} MB, sample errors "
-            f"{summary['sample_errors']}, wall {summary['wall_s']} s",
+            f"{summary['samples']} samples; per-sample wall median {summary['median_ms']} ms, "
+            f"p95 {summary['p95_ms']} ms, max {summary['max_ms']} ms; per-sample CPU median "
+            f"{summary['cpu_median_ms']} ms, p95 {summary['cpu_p95_ms']} ms; peak RSS {summary['peak_rss_mb']} MB; "
+            f"sample errors {summary['sample_errors']}; wall {summary['wall_s']} s",
             file=sys.stdout,
         )
     return 0

@@ -3,11 +3,19 @@
 ``batt(task_id, S, I, C, log_path) -> (o, s)``:
 
 - solve pass (``C`` is None): ``o`` holds one ``(t_n, False, candidate_id, output)`` per candidate that
-  produced a valid grid; ``s`` is empty.
+  produced a valid grid, ``t_n`` being the candidate's position in :data:`CANDIDATES`; ``s`` is empty.
 - diff pass (``C`` is the expected output): ``o`` is the same list (served from a small in-process cache
-  when the solve pass just ran) and ``s`` holds ``cell_diff`` differ scores for the geometric candidates.
+  when the solve pass just ran) and ``s`` holds ``cell_diff`` differ scores (cells differing from ``C``,
+  clamped to 0-1000) for the geometric candidates.
 
-A candidate that raises has no output for that sample; it never takes the others down.
+A candidate that raises has no output for that sample; it never takes the others down. Only a worker's
+soft time limit (:data:`learn.FATAL`) passes through, so the task can report the timeout. Every
+candidate's cost is bounded by design (grids are at most 30×30, object counts are capped), not by
+threads or signals. Outputs depend only on the inputs: no set-order or hash-seed dependence.
+
+Modules: :mod:`.dsl` (grid primitives), :mod:`.objects` (connected components and selectors),
+:mod:`.learn` (parameters learned from ``S``), :mod:`.rules` (learned rule families),
+:mod:`.candidates` (the registry of candidate ids).
 """
 
 from __future__ import annotations
@@ -17,9 +25,9 @@ from typing import Any
 
 from batt_tasks.battery.candidates import CANDIDATES, Candidate
 from batt_tasks.battery.dsl import GEOMETRIC, Grid
-from batt_tasks.battery.learn import Context
+from batt_tasks.battery.learn import FATAL, Context
 
-__all__ = ["CANDIDATES", "Candidate", "batt", "run_candidates"]
+__all__ = ["CANDIDATES", "Candidate", "batt", "cell_diff", "run_candidates"]
 
 Entry = tuple[int, bool, str, Grid]
 
@@ -47,7 +55,7 @@ def _valid(grid: Any) -> bool:
     return True
 
 
-def run_candidates(task_id: str, S: Any, I: Any) -> list[Entry]:  # noqa: N803, E741 - protocol names
+def run_candidates(task_id: str, S: Any, I: Any) -> list[Entry]:  # noqa: E741 - the protocol's name
     """Every candidate's output on ``I`` given the train pairs ``S`` (candidates without output are left out)."""
     pairs = tuple((_freeze(i), _freeze(o)) for i, o in S)
     grid = _freeze(I)
@@ -61,13 +69,12 @@ def run_candidates(task_id: str, S: Any, I: Any) -> list[Entry]:  # noqa: N803, 
     for t_n, cand in enumerate(CANDIDATES):
         try:
             result = cand.fn(ctx, grid)
+            if not _valid(result):
+                result = _freeze(result)
+        except FATAL:
+            raise
         except Exception:  # noqa: BLE001, S112 - a failing candidate just has no output
             continue
-        if not isinstance(result, tuple) or (result and not isinstance(result[0], tuple)):
-            try:
-                result = _freeze(result)
-            except Exception:  # noqa: BLE001, S112
-                continue
         if _valid(result):
             out.append((t_n, False, cand.cid, result))
     _cache[key] = out
@@ -80,11 +87,11 @@ def cell_diff(a: Grid, b: Grid) -> int:
     """Cells that differ between two grids, clamped to 0-1000; grids of different shapes differ in every cell."""
     if len(a) != len(b) or len(a[0]) != len(b[0]):
         return min(1000, max(len(a) * len(a[0]), len(b) * len(b[0])))
-    return min(1000, sum(x != y for ra, rb in zip(a, b, strict=False) for x, y in zip(ra, rb, strict=False)))
+    return min(1000, sum(x != y for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True)))
 
 
-def batt(task_id: str, S: Any, I: Any, C: Any, log_path: str | None) -> tuple[list[Entry], list[Any]]:  # noqa: N803, E741
-    """The batt protocol entry point (see the module docstring)."""
+def batt(task_id: str, S: Any, I: Any, C: Any, log_path: str | None) -> tuple[list[Entry], list[Any]]:  # noqa: E741
+    """The batt protocol entry point (see the module docstring); ``log_path`` is accepted and not written."""
     o = run_candidates(task_id, S, I)
     s: list[Any] = []
     if C is not None:

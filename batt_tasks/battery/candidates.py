@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from batt_tasks.battery import dsl, learn, rules
 from batt_tasks.battery.dsl import Grid, GridFn, background, shape
@@ -122,7 +122,7 @@ def fractal(grid: Grid, invert: bool = False) -> Grid:
 
 
 def fractal_learned(invert: bool) -> CandidateFn:
-    """The self-similar expansion, recoloured by the output colour when the train pairs use another one."""
+    """:func:`fractal` as a candidate."""
 
     def run(ctx: Context, grid: Grid) -> Grid:
         return fractal(grid, invert)
@@ -161,7 +161,7 @@ def mask_colour(S: tuple[learn.Pair, ...]) -> int | None:
 
 
 def mask_colour_loose(S: tuple[learn.Pair, ...]) -> int | None:
-    """The colour some input has, that no output has and that is not the background of the outputs."""
+    """The one colour some input has and no output has, or None."""
     in_any = {v for i, _ in S for row in i for v in row}
     in_out = {v for _, o in S for row in o for v in row}
     options = sorted(in_any - in_out)
@@ -169,6 +169,7 @@ def mask_colour_loose(S: tuple[learn.Pair, ...]) -> int | None:
 
 
 def _mask(ctx: Context, grid: Grid) -> int:
+    """The colour that hides what a repair candidate must restore, learned from the train pairs."""
     m = ctx.memo("mask", lambda: mask_colour(ctx.S))
     if m is None:
         m = ctx.memo("mask_loose", lambda: mask_colour_loose(ctx.S))
@@ -440,8 +441,21 @@ def remove_small(max_size: int, kind: str) -> GridFn:
 
 def crop_object_learned(ctx: Context, grid: Grid) -> Grid:
     """Crop to the object picked by whichever selector (and object kind, crop mode) explains every train pair."""
-    options = [(sel, kind, solo) for kind in OBJECT_KINDS for sel in SELECTORS for solo in (False, True)]
-    choice = ctx.need("crop_selector", lambda: learn.fit(ctx.S, options, lambda i, p: crop_object(*p)(i)))
+
+    def learn_choice() -> tuple[str, str, bool] | None:
+        options = []
+        for kind in OBJECT_KINDS:
+            for sel in SELECTORS:
+                # the selected object's box must have the output's shape in every pair (cheap test first)
+                try:
+                    picked = [SELECTORS[sel](objects(i, *OBJECT_KINDS[kind])) for i, _ in ctx.S]
+                except ValueError:
+                    continue
+                if all((obj.height, obj.width) == shape(o) for obj, (_, o) in zip(picked, ctx.S, strict=True)):
+                    options.extend([(sel, kind, False), (sel, kind, True)])
+        return learn.fit(ctx.S, options, lambda i, p: crop_object(*p)(i))
+
+    choice = ctx.need("crop_selector", learn_choice)
     return crop_object(*choice)(grid)
 
 
@@ -996,13 +1010,12 @@ def add_rule_families(reg: Registry) -> None:
         reg.plain(f"move_{sel}_to_contact", lambda g, s=sel: rules.move_to_contact(g, s))
         reg.plain(f"move_{sel}_one_step", lambda g, s=sel: rules.move_to_contact(g, s, one_step=True))
     reg.plain("crop_inside_corners", rules.crop_inside_corners)
+    reg.plain("tile_by_colour_count", lambda g: dsl.tile(g, *(2 * (len(dsl.palette(g)),))))
     reg.plain("object_colours_by_size_row", lambda g: rules.object_colours_by_size(g, False))
     reg.plain("object_colours_by_size_column", lambda g: rules.object_colours_by_size(g, True))
     reg.plain("colours_by_count_column", lambda g: rules.colours_by_count(g, False))
     reg.plain("colours_by_count_column_drop_top", lambda g: rules.colours_by_count(g, True))
     reg.add("recolour_minor_colours_learned", recolour_minor_learned)
-    for window in ("cell_row", "cell_col"):
-        reg.add(f"local_rule_{window}", local_rule(window))
     reg.add("fill_output_shape_holey_object", fill_shape_with(_holey_colour))
     for name, (a, b) in {
         "top_left": (0, 0),

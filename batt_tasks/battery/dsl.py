@@ -360,6 +360,7 @@ def symmetrise(grid: Grid, kind: str, bg: int | None = None) -> Grid:
     return out
 
 
+@lru_cache(maxsize=64)
 def complete_symmetry(grid: Grid, mask: int) -> Grid:
     """Replace the ``mask``-coloured cells using the grid's own mirror symmetries, whatever the axes' positions.
 
@@ -394,8 +395,9 @@ def complete_symmetry(grid: Grid, mask: int) -> Grid:
 def _mirror_candidates(h: int, w: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Index maps of mirrors about every axis position, as (row index, col index) arrays."""
     r, c = np.indices((h, w))
-    out = [(r, s - c) for s in range(1, 2 * w - 2)]
-    out += [(s - r, c) for s in range(1, 2 * h - 2)]
+    # axes far from the middle leave too little overlap to be trusted; skip them
+    out = [(r, s - c) for s in range(max(1, w // 2 - 1), min(2 * w - 2, w + w // 2 + 1))]
+    out += [(s - r, c) for s in range(max(1, h // 2 - 1), min(2 * h - 2, h + h // 2 + 1))]
     out += [(c - k, r + k) for k in range(-(h // 2), w // 2 + 1)]
     out += [(s - c, s - r) for s in range(h // 2, h + w - h // 2)]
     return out
@@ -619,6 +621,7 @@ def _periodic_fill(a: np.ndarray, known: np.ndarray, py: int, px: int) -> np.nda
     return hi
 
 
+@lru_cache(maxsize=64)
 def repair_periodic(grid: Grid, mask: int) -> Grid:
     """Fill the ``mask`` cells by the grid's smallest consistent 2-D period."""
     a = to_array(grid)

@@ -32,6 +32,19 @@ P = TypeVar("P")
 _MISSING = object()
 
 
+def _fatal_types() -> tuple[type[BaseException], ...]:
+    try:
+        from billiard.exceptions import SoftTimeLimitExceeded
+    except ImportError:  # pragma: no cover - billiard comes with celery
+        return ()
+    return (SoftTimeLimitExceeded,)
+
+
+#: Exceptions that stop the whole batt rather than one candidate: a worker's soft time limit must reach
+#: the task, never be mistaken for "this candidate has no output".
+FATAL: tuple[type[BaseException], ...] = _fatal_types()
+
+
 class NotLearned(ValueError):
     """The train pairs do not determine this parameter."""
 
@@ -51,6 +64,8 @@ class Context:
         if value is _MISSING:
             try:
                 value = compute()
+            except FATAL:
+                raise
             except Exception as exc:  # noqa: BLE001 - remembered so a failing learner runs once
                 value = exc
             self._memo[key] = value
@@ -89,6 +104,8 @@ def fit(S: Iterable[Pair], options: Iterable[P], apply: Callable[[Grid, P], Grid
         try:
             if all(apply(i, p) == o for i, o in pairs):
                 return p
+        except FATAL:
+            raise
         except Exception:  # noqa: BLE001, S112 - an option that fails does not fit
             continue
     return None

@@ -76,6 +76,12 @@ class Obj:
             rows[r - top][c - left] = v
         return tuple(tuple(row) for row in rows)
 
+    @cached_property
+    def symmetric(self) -> bool:
+        """Whether the object (with its colours) is its own left-right or top-bottom mirror image."""
+        g = self.as_grid(-1)
+        return g == tuple(row[::-1] for row in g) or g == g[::-1]
+
     def is_rectangle(self) -> bool:
         """Whether the object fills its bounding box."""
         return self.size == self.area
@@ -165,14 +171,9 @@ SELECTORS: dict[str, Callable[[tuple[Obj, ...]], Obj]] = {
     "most_secondary": lambda objs: _unique_best(objs, lambda o: o.size - o.colours[o.colour]),
     "fewest_secondary": lambda objs: _unique_best(objs, lambda o: o.size - o.colours[o.colour], largest=False),
     "only_rectangle": lambda objs: _unique_by(objs, lambda o: o.is_rectangle()),
-    "symmetric": lambda objs: _unique_by(objs, _is_symmetric),
-    "asymmetric": lambda objs: _unique_by(objs, lambda o: not _is_symmetric(o)),
+    "symmetric": lambda objs: _unique_by(objs, lambda o: o.symmetric),
+    "asymmetric": lambda objs: _unique_by(objs, lambda o: not o.symmetric),
 }
-
-
-def _is_symmetric(obj: Obj) -> bool:
-    g = obj.as_grid(-1)
-    return g == tuple(row[::-1] for row in g) or g == g[::-1]
 
 
 def paint(grid: Grid, objs: tuple[Obj, ...] | list[Obj], colour: int | None = None) -> Grid:

@@ -181,8 +181,9 @@ def test_overlay_and_symmetrise() -> None:
 
 def test_complete_symmetry() -> None:
     full = g("123321 456654 789987 789987 456654 123321")
-    holed = tuple(tuple(0 if (r, c) in {(0, 1), (2, 2), (4, 4)} else v for c, v in enumerate(row))
-                  for r, row in enumerate(full))
+    holed = tuple(
+        tuple(0 if (r, c) in {(0, 1), (2, 2), (4, 4)} else v for c, v in enumerate(row)) for r, row in enumerate(full)
+    )
     assert dsl.complete_symmetry(holed, 0) == full
     with pytest.raises(ValueError):
         dsl.complete_symmetry(g("00 00"), 0)

@@ -88,6 +88,20 @@ def test_failing_candidates_are_contained(monkeypatch: pytest.MonkeyPatch) -> No
     battery._cache.clear()
 
 
+def test_soft_time_limit_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's soft time limit is not "this candidate failed": it must stop the batt."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def out_of_time(ctx: object, grid: Grid) -> Grid:
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(battery, "CANDIDATES", (*CANDIDATES[:2], Candidate("late", out_of_time)))
+    battery._cache.clear()
+    with pytest.raises(SoftTimeLimitExceeded):
+        batt("proto_soft_limit", S, I, None, None)
+    battery._cache.clear()
+
+
 def test_accepts_lists_and_returns_the_same_as_for_tuples() -> None:
     as_lists = [[list(map(list, i)), list(map(list, o))] for i, o in S]
     o1, _ = batt("proto_lists", as_lists, [list(r) for r in I], None, None)
