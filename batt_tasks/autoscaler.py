@@ -255,9 +255,15 @@ class GuardedAutoscaler(Autoscaler):
             last_error=self.last_error,
         )
         if fresh:
-            now = self.read()
-            out["readings_now"] = now.as_dict()
-            out["critical_now"] = critical_pressure(now, self.thresholds)
+            try:
+                now = self.read()
+            except Exception as exc:  # noqa: BLE001 - the report must not fail because a reading did
+                out["readings_now"] = None
+                out["critical_now"] = None
+                out["last_error"] = f"{type(exc).__name__}: {exc}"
+            else:
+                out["readings_now"] = now.as_dict()
+                out["critical_now"] = critical_pressure(now, self.thresholds)
         return out
 
     def info(self) -> dict[str, Any]:

@@ -54,6 +54,12 @@ app.conf.update(
     task_acks_on_failure_or_timeout=True,
     # Samples go to one named queue, so runs, workers and monitoring agree on where work is.
     task_default_queue="batt",
-    worker_hijack_root_logger=True,
-    # No periodic tasks, no remote control of workers beyond inspect/ping/revoke needs: leave defaults.
 )
+
+# The worker guard (issue 4): with --autoscale=MAX,MIN the pool's cap falls under memory/thread pressure
+# and grows back after recovery; `inspect guard` and `inspect stats` show why.
+app.conf.worker_autoscaler = "batt_tasks.autoscaler:GuardedAutoscaler"
+
+from batt_tasks import control  # noqa: E402 - registers the `guard` inspect command (worker and CLI)
+
+control.install(app)

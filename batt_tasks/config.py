@@ -28,6 +28,8 @@ test can set variables before the Celery app or the producer looks at them.
 | ``BATT_GUARD_RECOVER_SECONDS`` | ``60`` | recovery must hold this long before the cap grows back one step |
 | ``BATT_GUARD_CHECK_SECONDS`` | ``2`` | how often the autoscaler reads pressure (at most one cap step per check) |
 | ``BATT_GUARD_DEFER_SECONDS`` | ``5`` | countdown of the retry deferring a sample under critical pressure |
+| ``BATT_RESTORE_INTERVAL`` | ``5`` | seconds between sweeps redelivering samples unacked past the visibility timeout |
+| ``BATT_SOFT_SHUTDOWN_TIMEOUT`` | ``0`` | cold shutdown: seconds running samples get before being requeued (0: off) |
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ class Settings:
     guard_recover_seconds: float
     guard_check_seconds: float
     guard_defer_seconds: float
+    restore_interval: int
+    soft_shutdown_timeout: float
 
 
 def settings() -> Settings:
@@ -127,4 +131,6 @@ def settings() -> Settings:
         guard_recover_seconds=_float("BATT_GUARD_RECOVER_SECONDS", 60.0),
         guard_check_seconds=_float("BATT_GUARD_CHECK_SECONDS", 2.0, minimum=0.05),
         guard_defer_seconds=_float("BATT_GUARD_DEFER_SECONDS", 5.0),
+        restore_interval=_int("BATT_RESTORE_INTERVAL", 5, minimum=1),
+        soft_shutdown_timeout=_float("BATT_SOFT_SHUTDOWN_TIMEOUT", 0.0),
     )

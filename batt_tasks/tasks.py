@@ -16,6 +16,7 @@ from celery import states
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 
+from batt_tasks import guard
 from batt_tasks.celery import app
 from batt_tasks.config import settings
 from batt_tasks.sample import cancel_key, run_message
@@ -35,7 +36,19 @@ def _cancelled(backend: Any, message: Mapping[str, Any]) -> bool:
 
 # default_retry_delay: the countdown before a sample whose pool process died is run again.
 # resultrepr_maxsize: worker logs and Flower show a short result, not whole candidate lists.
-@app.task(name=TASK_NAME, bind=True, max_retries=_conf.retry_max, default_retry_delay=1, resultrepr_maxsize=200)
+# autoretry_for: "can't start new thread" (only that) is retried with exponential backoff, jittered unless
+# BATT_RETRY_JITTER=0; every other error is the sample's result at once.
+@app.task(
+    name=TASK_NAME,
+    bind=True,
+    max_retries=_conf.retry_max,
+    default_retry_delay=1,
+    resultrepr_maxsize=200,
+    autoretry_for=(guard.ThreadStartError,),
+    retry_backoff=True,
+    retry_backoff_max=_conf.retry_backoff_max,
+    retry_jitter=_conf.retry_jitter,
+)
 def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
     """Score one sample of one ARC task with the message's batt."""
     if _cancelled(self.backend, message):
@@ -43,8 +56,29 @@ def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
         logger.info("run %s cancelled: skipping %s", message["run_id"], self.request.argsrepr)
         self.update_state(state=states.REVOKED)
         raise Ignore()
+    key = f"{message['task_id']} {message['kind']}[{message['index']}]"
+    reason, _ = guard.check_critical(_conf)
+    if reason is not None:
+        if self.request.retries < self.max_retries:
+            logger.warning(
+                "guard: sample %s deferred: %s; retry %d/%d in %gs",
+                key,
+                reason,
+                self.request.retries + 1,
+                self.max_retries,
+                _conf.guard_defer_seconds,
+            )
+            raise self.retry(countdown=_conf.guard_defer_seconds)
+        logger.warning("guard: sample %s runs under critical pressure (%s): no retries left", key, reason)
     try:
-        return run_message(message, None, _conf.max_result_bytes, reraise=(SoftTimeLimitExceeded,))
+        result = run_message(message, None, _conf.max_result_bytes, reraise=(SoftTimeLimitExceeded,))
+        if guard.thread_error_in_result(result):
+            if self.request.retries >= self.max_retries:
+                result["error"] = guard.thread_exhaustion_message(self.request.retries)
+                return result
+            logger.warning("guard: sample %s hit %r; retrying with backoff", key, guard.THREAD_START_RESULT_ERROR)
+            raise guard.ThreadStartError(f"{key}: {guard.THREAD_START_MESSAGE}")
+        return result
     except SoftTimeLimitExceeded:
         limit = message.get("time_limit")
         scored = message.get("expected") is not None

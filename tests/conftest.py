@@ -12,8 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from redis_proc import RedisServer  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
+from workers import ROOT, batt_env  # noqa: E402, F401 - re-exported for tests
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -57,13 +56,3 @@ def shared_redis() -> Iterator[RedisServer]:
         server.cleanup()
 
 
-def batt_env(redis_url: str, db: int = 0, **extra: str) -> dict[str, str]:
-    """The environment for a worker or producer talking to ``redis_url`` (broker db ``db``, backend ``db+1``)."""
-    env = dict(os.environ)
-    env.update(
-        BATT_BROKER_URL=f"{redis_url}/{db}",
-        BATT_RESULT_BACKEND=f"{redis_url}/{db + 1}",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env

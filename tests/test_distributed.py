@@ -8,9 +8,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import ROOT, batt_env
 from redis_proc import free_port, wait_for
-from workers import Worker, run_dir, run_submit, submit_cmd, summary, task_lines
+from workers import ROOT, Worker, batt_env, run_dir, run_submit, submit_cmd, summary, task_lines
 
 pytestmark = pytest.mark.integration
 
@@ -193,7 +192,7 @@ def test_no_worker_warns_and_stops_with_timeout(redis_server, tmp_path):
 
 def test_time_limit_beyond_visibility_timeout_refused(redis_server, tmp_path):
     env = batt_env(redis_server.url, BATT_VISIBILITY_TIMEOUT="10")
-    done = run_submit(env, "-c", "1", "-t", "30", "--out", str(tmp_path))
+    done = run_submit(env, "-c", "1", "-t", "30", "--require-broker", "--out", str(tmp_path))
     assert done.returncode == 2
     assert "BATT_VISIBILITY_TIMEOUT" in done.stderr and "Traceback" not in done.stderr
 

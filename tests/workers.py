@@ -24,6 +24,18 @@ from redis_proc import wait_for
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def batt_env(redis_url: str, db: int = 0, **extra: str) -> dict[str, str]:
+    """The environment for a worker or producer talking to ``redis_url`` (broker db ``db``, backend ``db+1``)."""
+    env = dict(os.environ)
+    env.update(
+        BATT_BROKER_URL=f"{redis_url}/{db}",
+        BATT_RESULT_BACKEND=f"{redis_url}/{db + 1}",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
 class Worker:
     """A prefork worker subprocess; logs go to ``self.log``."""
 
