@@ -35,7 +35,13 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     # Redis redelivers an unacknowledged message after this many seconds; it must outlast the longest
     # sample (the producer refuses a -t it cannot cover), or a slow sample would run twice.
-    broker_transport_options={"visibility_timeout": _conf.visibility_timeout},
+    # Every worker sweeps for such messages every BATT_RESTORE_INTERVAL seconds (kombu's default scans only
+    # every 10th 10-second tick, so a dead worker's samples would wait up to 100 s more than the timeout).
+    broker_transport_options={
+        "visibility_timeout": _conf.visibility_timeout,
+        "unacked_restore_interval": _conf.restore_interval,
+        "unacked_restore_throttle": 1,
+    },
     result_backend_transport_options={"visibility_timeout": _conf.visibility_timeout},
     # Task events (and the "sent" event) let Flower show every sample with its state and name.
     worker_send_task_events=True,
@@ -46,6 +52,15 @@ app.conf.update(
     result_expires=_conf.result_expires,
     # Results are extended with the task's name and args so Flower and --status can name samples.
     result_extended=False,
+    # A result that cannot be stored because Redis is briefly away (restart, failover) is stored once it is
+    # back, with capped exponential backoff, instead of turning a scored sample into a ConnectionError result.
+    result_backend_always_retry=True,
+    result_backend_max_retries=60,
+    result_backend_max_sleep_between_retries_ms=2000,
+    # Cold shutdown (SIGQUIT; SIGTERM too when the worker runs with REMAP_SIGTERM=SIGQUIT, as deploy/ does)
+    # gives running samples this many seconds, then requeues them at once instead of leaving them to the
+    # visibility timeout (0: off).
+    worker_soft_shutdown_timeout=_conf.soft_shutdown_timeout,
     # Workers started before Redis keep retrying instead of exiting.
     broker_connection_retry_on_startup=True,
     # A pool process that grew past this is replaced after its sample: a leaky batt cannot eat the host.

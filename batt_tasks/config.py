@@ -10,6 +10,7 @@ test can set variables before the Celery app or the producer looks at them.
 | ``BATT_RESULT_BACKEND`` | the broker's Redis, db 1 | Celery result backend |
 | ``BATT_VISIBILITY_TIMEOUT`` | ``3600`` | seconds before Redis redelivers an unacknowledged sample |
 | ``BATT_RESULT_EXPIRES`` | ``86400`` | seconds results (and run plans) are kept in the backend |
+| ``BATT_REQUIRE_BROKER`` | ``0`` | ``1``: the producer never falls back to local mode (as ``--require-broker``) |
 | ``BATT_BROKER_CHECK_TIMEOUT`` | ``2`` | seconds the producer waits for the broker before falling back to local mode |
 | ``BATT_MAX_RESULT_BYTES`` | ``1000000`` | largest JSON result one sample may return |
 | ``BATT_RETRY_MAX`` | ``5`` | retries of a sample that hit "can't start new thread" |
@@ -84,6 +85,7 @@ class Settings:
     visibility_timeout: int
     result_expires: int
     broker_check_timeout: float
+    require_broker: bool
     max_result_bytes: int
     retry_max: int
     retry_backoff_max: int
@@ -114,6 +116,7 @@ def settings() -> Settings:
         visibility_timeout=_int("BATT_VISIBILITY_TIMEOUT", 3600, minimum=1),
         result_expires=_int("BATT_RESULT_EXPIRES", 86400, minimum=60),
         broker_check_timeout=_float("BATT_BROKER_CHECK_TIMEOUT", 2.0, minimum=0.1),
+        require_broker=bool(_int("BATT_REQUIRE_BROKER", 0)),
         max_result_bytes=_int("BATT_MAX_RESULT_BYTES", 1_000_000, minimum=1024),
         retry_max=_int("BATT_RETRY_MAX", 5),
         retry_backoff_max=_int("BATT_RETRY_BACKOFF_MAX", 60, minimum=1),

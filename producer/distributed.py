@@ -224,15 +224,79 @@ class NoWorkerWatch:
         )
 
 
+class LostSampleWatch:
+    """Publishes again the samples the broker lost: not finished, not queued, not held by any worker.
+
+    kombu's Redis transport pops a message (BRPOP) before it records it as unacknowledged; a worker whose
+    broker connection breaks between the two (Redis restarted or crashed) drops the message, and its
+    sample would never finish. When no result arrived for ``every`` seconds, the producer looks for such
+    samples (PENDING in the backend, absent from the queue and from ``unacked``, the same test as
+    ``--status``); one still lost at the next check is published again under its own task id, whose
+    result the run is already waiting for.
+    """
+
+    def __init__(
+        self,
+        app: Celery,
+        broker_url: str,
+        messages: Mapping[str, Mapping[str, Any]],
+        done: set[str],
+        time_limit: float,
+        warn: Callable[[str], None],
+        every: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.broker_url = broker_url
+        self.messages = messages
+        self.done = done
+        self.time_limit = time_limit
+        self.warn = warn
+        self.every = every
+        self.last_progress = time.monotonic()
+        self.last_check = 0.0
+        self.suspects: set[str] = set()
+
+    def progress(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self.last_progress < self.every or now - self.last_check < self.every:
+            return
+        self.last_check = now
+        from producer.resume import backend_states, pending_in_broker
+
+        pending = [i for i in self.messages if i not in self.done]
+        try:
+            states = backend_states(self.app, pending)
+            in_broker = pending_in_broker(self.broker_url)
+        except Exception:  # noqa: BLE001 - the broker is away: look again at the next check
+            return
+        lost = {i for i in pending if states.get(i) == "PENDING" and i not in in_broker}
+        again = lost & self.suspects
+        self.suspects = lost - again
+        if again:
+            submit({i: self.messages[i] for i in sorted(again)}, self.time_limit, self.app)
+            self.warn(f"warning: the broker lost {len(again)} queued samples (a Redis restart?); submitted them again")
+
+
 def collect(
     results: ResultSet,
     messages: Mapping[str, Mapping[str, Any]],
-    watch: NoWorkerWatch | None = None,
+    watches: Sequence[NoWorkerWatch | LostSampleWatch] = (),
     done: set[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield each sample's result as it completes (not in submission order); add its task id to ``done``."""
-    for task_id, meta in results.iter_native(on_interval=watch, no_ack=True):
-        if watch is not None:
+    """Yield each sample's result as it completes (not in submission order); add its task id to ``done``.
+
+    Between drains each watch is called (no worker? lost samples?); each result tells them of progress.
+    """
+
+    def on_interval() -> None:
+        for watch in watches:
+            watch()
+
+    for task_id, meta in results.iter_native(on_interval=on_interval, no_ack=True):
+        for watch in watches:
             watch.progress()
         message = messages.get(task_id)
         if message is None:

@@ -101,6 +101,16 @@ def _signals_held() -> Iterator[None]:
             signal.raise_signal(caught[0])
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a partial last line (the producer died while writing it) so the next line starts on its own."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 class RunWriter:
     """Writes one run's files; appends task lines at once and the rest at :meth:`finish`."""
 
@@ -114,6 +124,7 @@ class RunWriter:
             ) from None
         self.results_path = self.dir / "results.jsonl"
         self.log_path = self.dir / "batt.log"
+        _drop_torn_tail(self.results_path)
         self.tasks: dict[str, dict[str, Any]] = {t["task_id"]: t for t in read_results(self.results_path)}
         self._file = open(self.results_path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run's life
 
