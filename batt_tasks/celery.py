@@ -46,8 +46,9 @@ app.conf.update(
     # Task events (and the "sent" event) let Flower show every sample with its state and name.
     worker_send_task_events=True,
     task_send_sent_event=True,
-    # A STARTED state lets the producer's --status tell running samples from queued ones.
-    task_track_started=True,
+    # No STARTED state: it would cost every sample another backend round trip (a read and a write);
+    # --status tells running samples from queued ones by the broker's unacked hash instead.
+    task_track_started=False,
     # Results (and run plans) are kept this long, long enough to --resume a run, then Redis drops them.
     result_expires=_conf.result_expires,
     # Results are extended with the task's name and args so Flower and --status can name samples.

@@ -9,6 +9,7 @@ as that sample's ``timeout``/``error`` result. Nothing a batt does stops the run
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,8 +30,19 @@ _conf = settings()
 TASK_NAME = "batt.score_sample"
 
 
+CANCEL_CHECK_SECONDS = 1.0  # a pool process reads a run's cancel mark at most this often
+_cancel_marks: dict[str, tuple[float, Any]] = {}
+
+
 def _cancelled(backend: Any, message: Mapping[str, Any]) -> bool:
-    mark = backend.get(cancel_key(message["run_id"]))
+    """Whether the message's run was cancelled at this sample's generation (read at most once a second)."""
+    run_id = message["run_id"]
+    now = time.monotonic()
+    seen = _cancel_marks.get(run_id)
+    if seen is None or now - seen[0] > CANCEL_CHECK_SECONDS:
+        seen = (now, backend.get(cancel_key(run_id)))
+        _cancel_marks[run_id] = seen
+    mark = seen[1]
     return mark is not None and int(message.get("generation", 0)) <= int(mark)
 
 

@@ -269,7 +269,8 @@ class LostSampleWatch:
         pending = [i for i in self.messages if i not in self.done]
         try:
             states = backend_states(self.app, pending)
-            in_broker = pending_in_broker(self.broker_url)
+            queued, held = pending_in_broker(self.broker_url)
+            in_broker = queued | held
         except Exception:  # noqa: BLE001 - the broker is away: look again at the next check
             return
         lost = {i for i in pending if states.get(i) == "PENDING" and i not in in_broker}

@@ -121,8 +121,8 @@ def _message_ids(raws: Iterable[bytes | str], nested: bool) -> set[str]:
     return ids
 
 
-def pending_in_broker(broker_url: str) -> set[str]:
-    """Task ids of messages waiting in the queue or delivered to a worker and not yet acknowledged."""
+def pending_in_broker(broker_url: str) -> tuple[set[str], set[str]]:
+    """Task ids of messages waiting in the queue, and of those delivered to a worker and not yet acknowledged."""
     import redis
 
     client = redis.Redis.from_url(broker_url)
@@ -131,7 +131,7 @@ def pending_in_broker(broker_url: str) -> set[str]:
         unacked = client.hvals(UNACKED_KEY)
     finally:
         client.close()
-    return _message_ids(queued, nested=False) | _message_ids(unacked, nested=True)
+    return _message_ids(queued, nested=False), _message_ids(unacked, nested=True)
 
 
 def backend_states(app: Celery, task_ids: Iterable[str]) -> dict[str, str]:
@@ -164,16 +164,19 @@ class RunStatus:
 
 
 def run_status(app: Celery, plan: Plan, broker_url: str) -> RunStatus:
-    """Classify every sample of the plan as finished, running, pending (queued/held) or lost."""
+    """Classify every sample of the plan as finished, running (held by a worker: running or reserved),
+    pending (queued) or lost (none of these: --resume submits it again)."""
     states = backend_states(app, plan.task_ids.values())
-    in_broker = pending_in_broker(broker_url)
+    queued, held = pending_in_broker(broker_url)
     status = RunStatus([], [], [], [])
     for name, tid in plan.task_ids.items():
         state = states.get(tid, "PENDING")
         if state in FINISHED_STATES:
             status.finished.append(name)
-        elif tid in in_broker:
-            (status.running if state == "STARTED" else status.pending).append(name)
+        elif tid in held:
+            status.running.append(name)
+        elif tid in queued:
+            status.pending.append(name)
         else:
             status.lost.append(name)
     return status
