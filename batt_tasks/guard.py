@@ -515,8 +515,16 @@ def check_critical(s: Settings | None = None) -> tuple[str | None, Readings | No
     s = s or settings()
     if not s.guard_enabled:
         return None, None
-    readings = reader().read()
+    global _last_critical_read
+    now = time.monotonic()
+    if _last_critical_read is None or now - _last_critical_read[0] > CRITICAL_READ_SECONDS:
+        _last_critical_read = (now, reader().read())
+    readings = _last_critical_read[1]
     return critical_pressure(readings, s), readings
+
+
+CRITICAL_READ_SECONDS = 0.5  # a pool process reads pressure at most this often (samples can be a few ms long)
+_last_critical_read: tuple[float, Readings] | None = None
 
 
 @dataclass(frozen=True)

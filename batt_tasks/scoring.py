@@ -95,22 +95,19 @@ def score_sample(
         "status": STATUS_OK,
         "error": None,
         "scored": expected is not None,
-        "candidates": [],
+        "candidates": 0,
         "matched": [],
         "differ": [],
         "outputs": [],
     }
     try:
         o, _ = _split(batt(task_id, S, I, None, log_path))
-        candidates: list[str] = []
         seen: set[str] = set()
         matched: set[str] = set()
         outputs: dict[Grid, list[str]] = {}
         for entry in o:
             cid = str(entry[2])
-            if cid not in seen:
-                seen.add(cid)
-                candidates.append(cid)
+            seen.add(cid)
             grid = as_grid(entry[3])
             if grid is None:
                 continue
@@ -120,7 +117,7 @@ def score_sample(
                 ids = outputs.setdefault(grid, [])
                 if cid not in ids:
                     ids.append(cid)
-        result["candidates"] = candidates
+        result["candidates"] = len(seen)  # a count, not the ids: results stay small
         result["matched"] = sorted(matched)
         result["outputs"] = [[to_json(grid), ids] for grid, ids in outputs.items()]
         if expected is not None:
@@ -133,7 +130,7 @@ def score_sample(
     except reraise:
         raise
     except Exception as exc:  # noqa: BLE001 - any batt failure is this sample's error, never the run's
-        result.update(status=STATUS_ERROR, error=one_line(exc), candidates=[], matched=[], differ=[], outputs=[])
+        result.update(status=STATUS_ERROR, error=one_line(exc), candidates=0, matched=[], differ=[], outputs=[])
     result["seconds"] = round(time.perf_counter() - started, 6)
     return result
 
@@ -147,7 +144,7 @@ def failed_sample(task_id: str, kind: str, index: int, status: str, error: str, 
         "status": status,
         "error": error,
         "scored": scored,
-        "candidates": [],
+        "candidates": 0,
         "matched": [],
         "differ": [],
         "outputs": [],
@@ -179,6 +176,7 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
 
     - ``train_scores`` / ``test_scores``: per candidate, the sum of exact-match scores (1000 per matched
       sample) over train / scored test samples; candidates that scored 0 are left out.
+    - ``candidates``: the largest number of distinct candidates the batt gave on one sample.
     - ``train_perfect``: candidates that matched every train sample.
     - ``differ``: per candidate and differ, the clamped differ scores summed over samples.
     - ``predictions``: per test input, up to 2 distinct outputs of the best candidates by train score,
@@ -189,12 +187,10 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
     train = [by_key[k] for k in sorted(by_key) if k[0] == "train"]
     test = [by_key[k] for k in sorted(by_key) if k[0] == "test"]
 
-    candidates: set[str] = set()
     train_scores: dict[str, int] = {}
     test_scores: dict[str, int] = {}
     differ: dict[str, dict[str, int]] = {}
     for r in train + test:
-        candidates.update(r["candidates"])
         if r["scored"]:
             scores = train_scores if r["kind"] == "train" else test_scores
             for cid in r["matched"]:
@@ -203,11 +199,11 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
             per = differ.setdefault(cid, {})
             per[did] = per.get(did, 0) + int(score)
 
-    ranking = _ranking(candidates, train_scores)
+    # Only candidates that scored or gave a test output can be ranked into a prediction.
+    ranked = set(train_scores).union(*(ids for r in test for _, ids in r["outputs"]))
+    ranking = _ranking(ranked, train_scores)
     all_train_ok = bool(train) and all(r["status"] == STATUS_OK for r in train)
-    train_perfect = [
-        c for c in sorted(candidates) if all_train_ok and train_scores.get(c, 0) == MATCH_SCORE * len(train)
-    ]
+    train_perfect = [c for c in sorted(train_scores) if all_train_ok and train_scores[c] == MATCH_SCORE * len(train)]
 
     predictions: list[list[list[list[int]]]] = []
     solved_each: list[bool | None] = []
@@ -242,7 +238,7 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
             for r in train + test
             if r["status"] != STATUS_OK
         ],
-        "candidates": len(candidates),
+        "candidates": max((int(r["candidates"]) for r in train + test), default=0),
         "train_scores": {c: train_scores[c] for c in sorted(train_scores)},
         "test_scores": {c: test_scores[c] for c in sorted(test_scores)},
         "train_perfect": train_perfect,

@@ -1,6 +1,7 @@
 """The benchmark's in-process modes, each run as its own process by :mod:`bench.run`.
 
     python -m bench.modes {inproc,replaced,pool} -b BATT --ids-file IDS --out RESULT.json [--procs N]
+        [--start-method fork|spawn]
 
 Every mode scores the same messages (:func:`producer.plan.sample_messages`) with the same pure core
 (:func:`batt_tasks.sample.run_message`) and aggregates them with :class:`producer.collect.Collector`
@@ -12,8 +13,11 @@ Every mode scores the same messages (:func:`producer.plan.sample_messages`) with
 - ``pool``: one persistent ``ProcessPoolExecutor(procs)`` over all samples of all tasks at once, one
   call per sample: the ideal on one machine.
 
-Pools use the ``fork`` start method (Python 3.11's default on Linux, and the cheapest), after this
-process has imported the batt, so pool processes never import it: the baselines get their best case.
+Pools use the ``fork`` start method by default (Python 3.11's default on Linux, and the cheapest),
+after this process has imported the batt, so pool processes never import it: the baselines get their
+best case. ``replaced --start-method spawn`` starts every pool process as a fresh interpreter that
+imports the batt itself, which is what the replaced tool got from loky's ``ProcessPoolExecutor``
+(fork + exec) whenever loky was installed.
 The result file holds ``work_seconds`` (first sample submitted to last task aggregated, the span of
 batt-submit's ``wall_seconds``; it leaves out start-up: data, plan, batt import and, for ``pool``,
 starting and warming the pool) and the task lines.
@@ -74,13 +78,15 @@ def run_inproc(messages: list[dict[str, Any]], max_result_bytes: int) -> list[di
     return _lines(collector, (run_message(m, None, max_result_bytes) for m in messages))
 
 
-def run_replaced(messages: list[dict[str, Any]], batt: str, max_result_bytes: int) -> list[dict[str, Any]]:
+def run_replaced(
+    messages: list[dict[str, Any]], batt: str, max_result_bytes: int, start_method: str = "fork"
+) -> list[dict[str, Any]]:
     """The replaced design: per task, a fresh pool of 3 over that task's samples."""
     by_task: dict[str, list[dict[str, Any]]] = {}
     for m in messages:
         by_task.setdefault(m["task_id"], []).append(m)
     collector = Collector(sample_counts(messages))
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context(start_method)
     lines: list[dict[str, Any]] = []
     for task_messages in by_task.values():
         with ProcessPoolExecutor(
@@ -115,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", default="arc-agi-1")
     p.add_argument("--split", default="train")
     p.add_argument("--procs", type=int, default=2, help="pool processes of the pool mode")
+    p.add_argument("--start-method", choices=("fork", "spawn"), default="fork", help="of the replaced mode's pools")
     p.add_argument("--time-limit", type=float, default=20.0, help="carried in messages (not enforced here)")
     p.add_argument("--out", required=True, help="result JSON file")
     args = p.parse_args(argv)
@@ -130,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mode == "inproc":
         lines = run_inproc(messages, max_result_bytes)
     elif args.mode == "replaced":
-        lines = run_replaced(messages, batt, max_result_bytes)
+        lines = run_replaced(messages, batt, max_result_bytes, args.start_method)
     else:
         assert pool is not None
         lines = run_pool(pool, messages)
@@ -148,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

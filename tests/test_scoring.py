@@ -90,7 +90,7 @@ def test_exact_match_and_candidate_list() -> None:
     batt = batt_of({"right": B, "wrong": C_, "lists": [[4, 3], [2, 1]]}, calls=calls)
     r = score_sample(batt, "t", S, A, B, "/tmp/log", kind="train", index=3)
     assert r["status"] == STATUS_OK and r["error"] is None and r["scored"] is True
-    assert r["candidates"] == ["right", "wrong", "lists"]
+    assert r["candidates"] == 3  # a count of distinct candidate ids
     assert r["matched"] == ["lists", "right"]  # a list-of-lists output equal to expected matches too
     assert r["outputs"] == []  # train samples keep no outputs
     assert (r["kind"], r["index"], r["task_id"]) == ("train", 3, "t")
@@ -130,7 +130,7 @@ def test_non_grid_outputs_never_match_and_never_crash() -> None:
     r = score_sample(batt_of(weird), "t", S, A, B, None, kind="test", index=0)
     assert r["status"] == STATUS_OK
     assert r["matched"] == ["ok"]
-    assert len(r["candidates"]) == len(weird)
+    assert r["candidates"] == len(weird)
     assert r["outputs"] == [[to_json(B), ["ok"]]]
 
 
@@ -162,7 +162,7 @@ def test_batt_exception_becomes_a_sample_error() -> None:
     r = score_sample(batt, "t", S, A, B, None)
     assert r["status"] == STATUS_ERROR
     assert r["error"] == "ZeroDivisionError: no way"  # one line
-    assert r["candidates"] == [] and r["matched"] == [] and r["outputs"] == [] and r["differ"] == []
+    assert r["candidates"] == 0 and r["matched"] == [] and r["outputs"] == [] and r["differ"] == []
 
 
 def test_exception_in_the_diff_pass_discards_the_solve_pass() -> None:
@@ -233,7 +233,7 @@ def sample(
         "status": status,
         "error": None if status == STATUS_OK else f"{status} here",
         "scored": scored,
-        "candidates": list(candidates),
+        "candidates": len(candidates),
         "matched": sorted(matched),
         "differ": [list(d) for d in differ],
         "outputs": [[to_json(g), list(ids)] for g, ids in outputs],
