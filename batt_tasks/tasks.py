@@ -21,7 +21,7 @@ from batt_tasks import guard
 from batt_tasks.celery import app
 from batt_tasks.config import settings
 from batt_tasks.sample import cancel_key, run_message
-from batt_tasks.scoring import STATUS_TIMEOUT, failed_sample
+from batt_tasks.scoring import STATUS_TIMEOUT, failed_sample, one_line
 
 logger = get_task_logger(__name__)
 
@@ -40,7 +40,11 @@ def _cancelled(backend: Any, message: Mapping[str, Any]) -> bool:
     now = time.monotonic()
     seen = _cancel_marks.get(run_id)
     if seen is None or now - seen[0] > CANCEL_CHECK_SECONDS:
-        seen = (now, backend.get(cancel_key(run_id)))
+        try:
+            seen = (now, backend.get(cancel_key(run_id)))
+        except Exception as exc:  # noqa: BLE001 - the backend is away for a moment: score the sample
+            logger.warning("run %s: cancel check failed (%s); scoring the sample", run_id, one_line(exc))
+            return False
         _cancel_marks[run_id] = seen
     mark = seen[1]
     return mark is not None and int(message.get("generation", 0)) <= int(mark)

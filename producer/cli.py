@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,9 +43,11 @@ from producer.local import LocalRunner
 from producer.plan import new_run_id, sample_counts, sample_messages
 from producer.progress import RunProgress, out_console, say, summary_table
 from producer.results import RunWriter, prepare_out
-from producer.resume import Plan, load_plan, resubmission_id, run_status, sample_name, save_plan
+from producer.resume import Plan, RunStatus, load_plan, resubmission_id, run_status, sample_name, save_plan
 from producer.run import RunState, drive
 from producer.selection import new_seed, select
+
+LOST_RECHECK_SECONDS = 2.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -331,6 +334,11 @@ def _jobs(
         jobs = {plan.task_ids[n]: m for n, m in by_name.items()}
         return jobs, [], dict(jobs)
     status = run_status(app, plan, conf.broker_url)
+    if status.lost:
+        # Look again: a sample between two states (just acknowledged, or just redelivered) can look lost once.
+        time.sleep(LOST_RECHECK_SECONDS)
+        again = run_status(app, plan, conf.broker_url)
+        status = RunStatus(again.finished, again.running, again.pending, sorted(set(status.lost) & set(again.lost)))
     cancelled = app.backend.get(cancel_key(plan.run_id)) is not None
     keep = set(status.finished) | (set() if cancelled else set(status.running) | set(status.pending))
     jobs: dict[str, dict[str, Any]] = {}

@@ -127,8 +127,9 @@ def pending_in_broker(broker_url: str) -> tuple[set[str], set[str]]:
 
     client = redis.Redis.from_url(broker_url)
     try:
-        queued = client.lrange(QUEUE, 0, -1)
-        unacked = client.hvals(UNACKED_KEY)
+        # One transaction: a message moving from the queue to unacked between two reads would look lost.
+        with client.pipeline(transaction=True) as pipe:
+            queued, unacked = pipe.lrange(QUEUE, 0, -1).hvals(UNACKED_KEY).execute()
     finally:
         client.close()
     return _message_ids(queued, nested=False), _message_ids(unacked, nested=True)

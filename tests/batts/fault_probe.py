@@ -15,7 +15,8 @@ Environment (read on every call, in the worker's pool process):
   - ``hang``: sleeps forever and swallows every exception, the soft time limit's included;
   - ``exit``: ``os._exit(1)``, the pool process vanishes;
   - ``segfault``: reads address 0 through ctypes (SIGSEGV);
-  - ``memory``: allocates (and touches) ``BATT_FAULT_MEMORY_STEP_MB`` (default 8) every 10 ms, without bound.
+  - ``memory``: allocates (and touches) ``BATT_FAULT_MEMORY_STEP_MB`` (default 8) every 10 ms, without bound;
+    when the time limit stops it, a ``"grew"`` event with ``"mb"`` records how much it held.
 
 A sample is named by its task id and the digest of its input grid (:func:`input_digest`); the fault
 suite maps digests back to ``kind[index]`` with the task data.
@@ -29,6 +30,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -38,7 +40,7 @@ def input_digest(grid: Any) -> str:
     return hashlib.sha1(rows.encode()).hexdigest()[:12]
 
 
-def _log(event: str, task_id: str, digest: str, which: str) -> None:
+def _log(event: str, task_id: str, digest: str, which: str, **extra: Any) -> None:
     path = os.environ.get("BATT_FAULT_LOG")
     if not path:
         return
@@ -50,6 +52,7 @@ def _log(event: str, task_id: str, digest: str, which: str) -> None:
         "node": os.environ.get("BATT_FAULT_NODE", ""),
         "pid": os.getpid(),
         "t": time.time(),
+        **extra,
     }
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -65,7 +68,7 @@ def _hang() -> None:
             time.sleep(3600)
 
 
-def _misbehave(action: str) -> None:
+def _misbehave(action: str, note: Callable[..., None]) -> None:
     if action == "slow":
         time.sleep(float(os.environ.get("BATT_FAULT_SLOW_SECONDS", "3")))
     elif action == "hang":
@@ -77,11 +80,14 @@ def _misbehave(action: str) -> None:
     elif action == "memory":
         step = int(os.environ.get("BATT_FAULT_MEMORY_STEP_MB", "8")) << 20
         hoard = []
-        while True:
-            chunk = bytearray(step)
-            chunk[::4096] = b"\1" * len(range(0, step, 4096))  # touch every page: resident, not just reserved
-            hoard.append(chunk)
-            time.sleep(0.01)
+        try:
+            while True:
+                chunk = bytearray(step)
+                chunk[::4096] = b"\1" * len(range(0, step, 4096))  # touch every page: resident, not just reserved
+                hoard.append(chunk)
+                time.sleep(0.01)
+        finally:  # the time limit's exception ends the growth: record how far it got
+            note("grew", mb=len(hoard) * step >> 20)
     elif action:
         raise ValueError(f"unknown BATT_FAULT_ACTION {action!r}")
 
@@ -93,7 +99,10 @@ def probe(task_id: str, S: Any, I: Any, C: Any, action: str | None = None) -> tu
     _log("start", task_id, digest, which)
     targets = {t for t in os.environ.get("BATT_FAULT_TARGETS", "").split(",") if t}
     if which == "solve" and task_id in targets and S and S[0][0] == I:
-        _misbehave(os.environ.get("BATT_FAULT_ACTION", "") if action is None else action)
+        _misbehave(
+            os.environ.get("BATT_FAULT_ACTION", "") if action is None else action,
+            lambda event, **extra: _log(event, task_id, digest, which, **extra),
+        )
     time.sleep(float(os.environ.get("BATT_FAULT_SLEEP", "0.02")))
     _log("done", task_id, digest, which)
     return [(0, False, "identity", I)], []

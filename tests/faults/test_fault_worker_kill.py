@@ -1,0 +1,98 @@
+"""Scenario 2: a whole worker SIGKILLed mid-run while a second one runs; its samples come back after the
+visibility timeout (short here, ``BATT_VISIBILITY_TIMEOUT``) and the second worker scores them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from workers import batt_env
+
+from faults.harness import (
+    PROBE,
+    ExecLog,
+    Plan,
+    Submit,
+    assert_exactly_once,
+    fault_tasks,
+    sample_of,
+    tally,
+    unacked_ids,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+VISIBILITY_TIMEOUT = 8  # seconds; the producer accepts -t 2 with it (2 × (2 + 2) ≤ 8)
+RESTORE_INTERVAL = 1  # seconds between the surviving worker's sweeps for messages past the visibility timeout
+
+
+def test_worker_sigkilled_mid_run_samples_redelivered(
+    redis_server: Any, spawn_worker: Any, outcome: Any, tmp_path: Path
+) -> None:
+    outcome["scenario"] = "2"
+    plan = Plan(fault_tasks(40))
+    log = ExecLog(tmp_path / "exec.jsonl", plan)
+    common = {
+        "BATT_FAULT_LOG": str(log.path),
+        "BATT_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+        "BATT_RESTORE_INTERVAL": str(RESTORE_INTERVAL),
+    }
+    # w1 is a slow host (0.25 s per batt call), so the kill surely lands while it is scoring
+    w1 = spawn_worker(
+        batt_env(redis_server.url, BATT_FAULT_NODE="w1", BATT_FAULT_SLEEP="0.25", **common), concurrency=2, name="w1"
+    )
+    w2 = spawn_worker(batt_env(redis_server.url, BATT_FAULT_NODE="w2", **common), concurrency=2, name="w2")
+    env = batt_env(redis_server.url, **common)
+    # --no-worker-warn 600: the producer never pings, so the redelivery is the workers' own doing
+    args = ("-i", *plan.ids, "-b", str(PROBE), "-t", "2", "-q", "--require-broker", "--no-worker-warn", "600")
+    run = Submit(env, tmp_path / "out", *args)
+    broker = redis.Redis.from_url(f"{redis_server.url}/0")
+    run.start()
+    try:
+        log.wait_completed(len(plan) // 4, 60, run.alive)
+        wait_until(lambda: len(log.running("w1")) == 2, 30, "w1 to be mid-sample in both pool processes")
+        killed_at = time.time()
+        w1.kill()
+        # w1 is dead: what it held stays unacknowledged, while w2 acknowledges its own deliveries as it goes;
+        # so w1's are those still there once w2 has scored a few more samples
+        held = unacked_ids(broker)
+        wait_until(lambda: log.finished_since("w2", killed_at) >= 6, 30, "w2 to score 6 samples after the kill")
+        held &= unacked_ids(broker)
+        code = run.wait(VISIBILITY_TIMEOUT + 60)
+    finally:
+        run.kill()
+
+    t = tally(run.run_dir(), plan)
+    cut = log.running_at("w1", killed_at)
+    affected = log.stranded({sample_of(i) for i in held}, killed_at, survivor="w2")
+    last = log.last_finish(affected)
+    recover = None if last is None else round(last - killed_at, 2)
+    runs = log.runs_per_sample()
+    after = [ex for ex in log.executions() if ex.sample in affected and ex.started > killed_at]
+    outcome.update(
+        samples=len(plan),
+        lost=t.lost,
+        duplicated=t.duplicated,
+        reexecuted=sum(1 for n in runs.values() if n > 1),
+        recover_s=recover,
+        exit_code=code,
+        happened=(
+            f"worker w1 SIGKILLed with {len(cut)} samples running and {len(affected)} unacknowledged; after the "
+            f"visibility timeout ({VISIBILITY_TIMEOUT} s) Redis redelivered them and w2 scored them"
+        ),
+    )
+    assert code == 0, run.text()[-3000:]
+    assert_exactly_once(t)
+    assert t.status["ok"] == len(plan), t.problems
+    assert cut, "the kill did not land mid-sample"
+    assert set(cut) <= affected
+    assert {ex.node for ex in after} == {"w2"}, "the killed worker's samples must be scored by w2"
+    assert recover is not None and recover >= VISIBILITY_TIMEOUT - 1, "redelivered before the visibility timeout?"
+    assert recover <= VISIBILITY_TIMEOUT + RESTORE_INTERVAL + 10, f"redelivery took {recover} s"
+    assert set(runs) == set(plan.samples)
+    assert all(n == 1 for s, n in runs.items() if s not in cut), "only the interrupted samples may run twice"
+    assert w2.proc.poll() is None
