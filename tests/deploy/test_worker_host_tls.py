@@ -39,8 +39,13 @@ UNIT = REPO / "deploy" / "systemd" / "batt-worker.service"
 ENV_EXAMPLE = REPO / "deploy" / "systemd" / "batt-queue.env.example"
 NETNS_REASON = netns.netns_unavailable_reason()
 MODES = [
-    pytest.param("netns", marks=[pytest.mark.netns, pytest.mark.skipif(
-        NETNS_REASON is not None, reason=f"network namespaces unavailable: {NETNS_REASON}")]),
+    pytest.param(
+        "netns",
+        marks=[
+            pytest.mark.netns,
+            pytest.mark.skipif(NETNS_REASON is not None, reason=f"network namespaces unavailable: {NETNS_REASON}"),
+        ],
+    ),
     "loopback",
 ]
 HOLD_BATT = '''"""Test batt: holds every sample while {hold!r} exists (at most 120 s)."""
@@ -116,17 +121,21 @@ class Hosts:
     net: netns.Network | None
     broker: str  # the host name clients use for the broker
 
-    def popen(self, host: str, argv: list[str], env: Mapping[str, str], log: Path, cwd: Path,
-              hostname: str | None = None) -> subprocess.Popen[bytes]:
+    def popen(
+        self, host: str, argv: list[str], env: Mapping[str, str], log: Path, cwd: Path, hostname: str | None = None
+    ) -> subprocess.Popen[bytes]:
         with open(log, "ab") as out:
             if self.net is not None:
-                return self.net.popen(host, argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                      hostname=hostname)
-            return subprocess.Popen(argv, env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                return self.net.popen(
+                    host, argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, hostname=hostname
+                )
+            return subprocess.Popen(
+                argv, env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
-    def run(self, host: str, argv: list[str], env: Mapping[str, str],
-            timeout: float) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, host: str, argv: list[str], env: Mapping[str, str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
         if self.net is not None:
             return self.net.run(host, argv, env=env, timeout=timeout)
         return subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=timeout)
@@ -166,8 +175,11 @@ def test_systemd_worker_over_tls_shuts_down_warm(hosts: Hosts, tmp_path: Path) -
     assert {"ca.crt", "redis.crt", "redis.key"} <= {p.name for p in tls.iterdir()}
 
     # --- the broker: compose's redis command with the TLS override, as compose resolves it
-    cfg = compose_config(clean_env(BATT_REDIS_PASSWORD=PASSWORD, BATT_FLOWER_BASIC_AUTH="x:y",
-                                   BATT_REDIS_TLS_DIR=str(tls)), (COMPOSE_FILE, OVERRIDES["broker-tls"]), profiles=())
+    cfg = compose_config(
+        clean_env(BATT_REDIS_PASSWORD=PASSWORD, BATT_FLOWER_BASIC_AUTH="x:y", BATT_REDIS_TLS_DIR=str(tls)),
+        (COMPOSE_FILE, OVERRIDES["broker-tls"]),
+        profiles=(),
+    )
     redis_svc = cfg["services"]["redis"]
     (tls_mount,) = [v for v in redis_svc["volumes"] if v["type"] == "bind"]
     assert Path(tls_mount["source"]) == tls
@@ -185,8 +197,12 @@ def test_systemd_worker_over_tls_shuts_down_warm(hosts: Hosts, tmp_path: Path) -
     data.mkdir()
     logs = tmp_path / "logs"
     logs.mkdir()
-    base_env = clean_env(PATH=f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-                         PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", HOME=str(tmp_path))
+    base_env = clean_env(
+        PATH=f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        PYTHONPATH=str(REPO),
+        PYTHONUNBUFFERED="1",
+        HOME=str(tmp_path),
+    )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         redis = hosts.popen("broker", argv, base_env, logs / "redis.log", data)
@@ -212,11 +228,20 @@ def test_systemd_worker_over_tls_shuts_down_warm(hosts: Hosts, tmp_path: Path) -
         assert unit["Service.KillSignal"] == ["SIGTERM"] and unit["Service.KillMode"] == ["mixed"]
 
         def start_worker(tag: str) -> subprocess.Popen[bytes]:
-            proc = hosts.popen("workerhost", exec_argv, worker_env, logs / f"worker-{tag}.log", workdir,
-                               hostname=node_host if hosts.net is not None else None)
+            proc = hosts.popen(
+                "workerhost",
+                exec_argv,
+                worker_env,
+                logs / f"worker-{tag}.log",
+                workdir,
+                hostname=node_host if hosts.net is not None else None,
+            )
             procs.append(proc)
-            wait_until(lambda: proc.poll() is not None or " ready." in (logs / f"worker-{tag}.log").read_text(),
-                       60, "the systemd worker to be ready")
+            wait_until(
+                lambda: proc.poll() is not None or " ready." in (logs / f"worker-{tag}.log").read_text(),
+                60,
+                "the systemd worker to be ready",
+            )
             assert proc.poll() is None, (logs / f"worker-{tag}.log").read_text()[-3000:]
             return proc
 
@@ -229,12 +254,31 @@ def test_systemd_worker_over_tls_shuts_down_warm(hosts: Hosts, tmp_path: Path) -
         hold.write_text("held")
         batt = tmp_path / "hold_batt.py"
         batt.write_text(HOLD_BATT.format(hold=str(hold)))
-        producer_env = {**base_env, "BATT_BROKER_URL": worker_env["BATT_BROKER_URL"],
-                        "BATT_RESULT_BACKEND": worker_env["BATT_RESULT_BACKEND"]}
+        producer_env = {
+            **base_env,
+            "BATT_BROKER_URL": worker_env["BATT_BROKER_URL"],
+            "BATT_RESULT_BACKEND": worker_env["BATT_RESULT_BACKEND"],
+        }
         out = tmp_path / "runs"
-        producer = hosts.popen("submitter", ["batt-submit", "-i", "007bbfb7", "-b", str(batt), "-t", "120",
-                                             "--out", str(out), "--require-broker", "-q"],
-                               producer_env, logs / "producer.log", tmp_path)
+        producer = hosts.popen(
+            "submitter",
+            [
+                "batt-submit",
+                "-i",
+                "007bbfb7",
+                "-b",
+                str(batt),
+                "-t",
+                "120",
+                "--out",
+                str(out),
+                "--require-broker",
+                "-q",
+            ],
+            producer_env,
+            logs / "producer.log",
+            tmp_path,
+        )
         procs.append(producer)
         redis_cli = ["redis-cli", "-p", str(plain_port), "-a", PASSWORD, "--no-auth-warning"]
 
@@ -250,8 +294,10 @@ def test_systemd_worker_over_tls_shuts_down_warm(hosts: Hosts, tmp_path: Path) -
         worker.send_signal(getattr(signal, unit["Service.KillSignal"][0]))
         time.sleep(2)
         assert worker.poll() is None, "a warm shutdown waits for the running sample"
-        assert "Warm shutdown" in (logs / "worker-1.log").read_text() or "warm shutdown" in (
-            logs / "worker-1.log").read_text().lower()
+        assert (
+            "Warm shutdown" in (logs / "worker-1.log").read_text()
+            or "warm shutdown" in (logs / "worker-1.log").read_text().lower()
+        )
         hold.unlink()
         assert worker.wait(60) == 0, (logs / "worker-1.log").read_text()[-3000:]
         # samples it had not started went back to the queue; Restart=always brings a worker back
