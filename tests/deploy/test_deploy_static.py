@@ -202,7 +202,7 @@ def test_flower_exposure_is_an_opt_in() -> None:
 
 
 def test_producer_is_a_profile_writing_into_the_results_volume(config: dict[str, Any]) -> None:
-    from producer.cli import build_parser
+    from producer.cli import DEFAULT_OUT
 
     producer = config["services"]["producer"]
     assert producer["profiles"] == ["submit"]
@@ -214,7 +214,7 @@ def test_producer_is_a_profile_writing_into_the_results_volume(config: dict[str,
     assert volume["target"] == out, "the results volume is mounted at the --out directory"
     assert volume["source"] in config["volumes"]
     # `docker compose run --rm producer batt-submit -c -32` (no --out) writes to the same place
-    default_out = build_parser().get_default("out")
+    default_out = DEFAULT_OUT
     assert str(Path(producer["working_dir"]) / default_out) == out
     assert producer["healthcheck"] == {"disable": True}
 
