@@ -333,6 +333,20 @@ def tally(run_dir: Path, plan: Plan) -> Tally:
     return Tally(len(plan), dict(lines), scored, lost, duplicated, status, summary, problems, task_lines)
 
 
+def outcome_counts(
+    plan: Plan, t: Tally, runs: Mapping[Any, int], recover: float | None, code: int | None
+) -> dict[str, Any]:
+    """The counted columns of a scenario's outcome row: samples, lost, duplicated, ran twice, recovery, exit code."""
+    return {
+        "samples": len(plan),
+        "lost": t.lost,
+        "duplicated": t.duplicated,
+        "reexecuted": sum(1 for n in runs.values() if n > 1),
+        "recover_s": recover,
+        "exit_code": code,
+    }
+
+
 def assert_exactly_once(t: Tally) -> None:
     """Every sample of the plan has exactly one result: no task line missing or repeated, all counts right."""
     assert t.lost == 0, f"{t.lost} samples lost: {t.problems}"

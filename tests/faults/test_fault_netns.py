@@ -32,6 +32,7 @@ from faults.harness import (
     Submit,
     assert_exactly_once,
     fault_tasks,
+    outcome_counts,
     sample_of,
     tally,
     wait_until,
@@ -155,12 +156,7 @@ def test_link_cut_samples_redelivered_then_restored_no_duplicates(
     back = [ex for ex in log.executions() if ex.node == "w1" and ex.started > restored_at]
     on_w2 = {ex.sample for ex in log.executions() if ex.node == "w2" and ex.started > cut_at}
     outcome.update(
-        samples=len(plan),
-        lost=t.lost,
-        duplicated=t.duplicated,
-        reexecuted=sum(1 for n in runs.values() if n > 1),
-        recover_s=recover,
-        exit_code=code,
+        **outcome_counts(plan, t, runs, recover, code),
         happened=(
             f"worker host1's link cut with {len(cut_running)} samples running and {len(affected)} unacknowledged; "
             f"w2 started them {redelivered_at - cut_at:.1f} s later (visibility timeout {VISIBILITY_TIMEOUT} s); "

@@ -11,7 +11,17 @@ from typing import Any
 import pytest
 from workers import batt_env
 
-from faults.harness import PROBE, ExecLog, Plan, Submit, assert_exactly_once, fault_tasks, tally, wait_until
+from faults.harness import (
+    PROBE,
+    ExecLog,
+    Plan,
+    Submit,
+    assert_exactly_once,
+    fault_tasks,
+    outcome_counts,
+    tally,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -48,12 +58,7 @@ def test_pool_process_sigkilled_mid_sample(redis_server: Any, spawn_worker: Any,
     finished = log.last_finish([victim])
     recover = None if finished is None else round(finished - killed_at, 2)
     outcome.update(
-        samples=len(plan),
-        lost=t.lost,
-        duplicated=t.duplicated,
-        reexecuted=sum(1 for n in runs.values() if n > 1),
-        recover_s=recover,
-        exit_code=code,
+        **outcome_counts(plan, t, runs, recover, code),
         happened=(
             f"killed pool process mid-sample ({done_before} samples done); WorkerLostError → the sample was retried "
             f"on a new pool process and scored ok; the worker kept serving"

@@ -19,7 +19,17 @@ from typing import Any
 import pytest
 from workers import ROOT, batt_env, submit_cmd
 
-from faults.harness import PROBE, ExecLog, Plan, Submit, assert_exactly_once, fault_tasks, tally, wait_until
+from faults.harness import (
+    PROBE,
+    ExecLog,
+    Plan,
+    Submit,
+    assert_exactly_once,
+    fault_tasks,
+    outcome_counts,
+    tally,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -73,12 +83,7 @@ def _producer_killed_then_resumed(
     recover = round((resume.finished or time.time()) - killed_at, 2)
     m = STATUS_RE.search(status.stdout)
     outcome.update(
-        samples=len(plan),
-        lost=t.lost,
-        duplicated=t.duplicated,
-        reexecuted=sum(1 for n in runs.values() if n > 1),
-        recover_s=recover,
-        exit_code=code,
+        **outcome_counts(plan, t, runs, recover, code),
         happened=(
             f"producer SIGKILLed after {len(kept)} of {len(plan.ids)} task lines"
             + (" (and a torn half line)" if torn else "")

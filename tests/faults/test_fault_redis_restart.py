@@ -28,6 +28,7 @@ from faults.harness import (
     assert_exactly_once,
     celery_id,
     fault_tasks,
+    outcome_counts,
     queued_ids,
     result_meta,
     sample_of,
@@ -110,12 +111,7 @@ def test_redis_restart_mid_run(redis_server: Any, spawn_worker: Any, outcome: An
     failures = [f for line in t.task_lines.values() for f in line["failures"]]
     how = "SIGKILLed" if crash else "stopped (SIGTERM)"
     outcome.update(
-        samples=len(plan),
-        lost=t.lost,
-        duplicated=t.duplicated,
-        reexecuted=sum(1 for n in runs.values() if n > 1),
-        recover_s=recover,
-        exit_code=code,
+        **outcome_counts(plan, t, runs, recover, code),
         happened=(
             f"redis-server {how} with {done_at_kill} samples done and {len(in_flight)} running, restarted "
             f"{back_at - killed_at:.1f} s later from its AOF; both workers and the producer reconnected; "

@@ -28,6 +28,7 @@ from faults.harness import (
     Submit,
     assert_exactly_once,
     fault_tasks,
+    outcome_counts,
     sample_of,
     tally,
     unacked_ids,
@@ -83,12 +84,7 @@ def test_sigterm_warm_shutdown_finishes_running_samples(
     recover = None if last is None else round(max(last, w1_exit) - sent, 2)
     on_w1 = [ex for ex in log.executions() if ex.node == "w1"]
     outcome.update(
-        samples=len(plan),
-        lost=t.lost,
-        duplicated=t.duplicated,
-        reexecuted=sum(1 for n in runs.values() if n > 1),
-        recover_s=recover,
-        exit_code=code,
+        **outcome_counts(plan, t, runs, recover, code),
         happened=(
             f"warm shutdown: w1 took no new sample, finished the {len(running)} it was scoring, acknowledged them "
             f"and exited {w1_code} after {w1_exit - sent:.1f} s; w2 scored the rest (visibility timeout "
@@ -154,12 +150,7 @@ def test_sigterm_soft_shutdown_requeues_long_samples_at_once(
     recover = None if last is None else round(last - sent, 2)
     redone = [ex for ex in log.executions() if ex.sample in long_samples and ex.started > sent]
     outcome.update(
-        samples=len(plan),
-        lost=t.lost,
-        duplicated=t.duplicated,
-        reexecuted=sum(1 for n in runs.values() if n > 1),
-        recover_s=recover,
-        exit_code=code,
+        **outcome_counts(plan, t, runs, recover, code),
         happened=(
             f"soft shutdown: w1 gave its 2 running 120-s samples a {SOFT_SHUTDOWN_TIMEOUT:g} s grace, then "
             f"cancelled them and requeued their messages; w1 exited {w1_code} after {w1_exit - sent:.1f} s and w2 "

@@ -18,6 +18,7 @@ from faults.harness import (
     Submit,
     assert_exactly_once,
     fault_tasks,
+    outcome_counts,
     sample_of,
     tally,
     unacked_ids,
@@ -74,12 +75,7 @@ def test_worker_sigkilled_mid_run_samples_redelivered(
     runs = log.runs_per_sample()
     after = [ex for ex in log.executions() if ex.sample in affected and ex.started > killed_at]
     outcome.update(
-        samples=len(plan),
-        lost=t.lost,
-        duplicated=t.duplicated,
-        reexecuted=sum(1 for n in runs.values() if n > 1),
-        recover_s=recover,
-        exit_code=code,
+        **outcome_counts(plan, t, runs, recover, code),
         happened=(
             f"worker w1 SIGKILLed with {len(cut)} samples running and {len(affected)} unacknowledged; after the "
             f"visibility timeout ({VISIBILITY_TIMEOUT} s) Redis redelivered them and w2 scored them"
