@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from celery import Celery
 
+from batt_tasks import broker_fix
 from batt_tasks.config import settings
+
+# Before any connection exists: a worker survives its broker's crash (see batt_tasks.broker_fix).
+broker_fix.install()
 
 _conf = settings()
 
