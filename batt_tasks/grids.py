@@ -1,10 +1,13 @@
-"""ARC grids: the immutable form the batt protocol uses, and their validation.
+"""ARC grids: the immutable form the batt protocol uses, their validation, and their compact text form.
 
-A grid is a non-empty rectangular tuple of tuples of ints 0–9, at most 30×30.
+A grid is a non-empty rectangular tuple of tuples of ints 0–9, at most 30×30. Its text form (:func:`to_text`)
+is its rows of digits joined by ``|`` (``"070|707"``): what sample results carry, a third the size of the
+JSON lists and an order of magnitude faster to encode and decode.
 """
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 Grid = tuple[tuple[int, ...], ...]
@@ -16,8 +19,31 @@ class GridError(ValueError):
     """A value is not a valid ARC grid; the message says what is wrong."""
 
 
+def _plain_grid(value: Any) -> bool:
+    """True for a valid grid made of plain lists/tuples of plain ints, checked with C-level loops.
+
+    The common case, and fast; anything else (False) goes to :func:`grid_problem`'s cell-by-cell check.
+    """
+    if type(value) not in _SEQUENCES or not 0 < len(value) <= MAX_SIDE:
+        return False
+    width = len(value[0]) if type(value[0]) in _SEQUENCES else 0
+    if not 0 < width <= MAX_SIDE:
+        return False
+    for row in value:
+        if type(row) not in _SEQUENCES or len(row) != width:
+            return False
+    cells = list(chain.from_iterable(value))
+    return set(map(type, cells)) == _INT and min(cells) >= 0 and max(cells) <= 9  # bool is not int here
+
+
+_SEQUENCES = (list, tuple)
+_INT = {int}
+
+
 def grid_problem(value: Any) -> str | None:
     """Say what makes ``value`` not an ARC grid, or return None when it is one."""
+    if _plain_grid(value):
+        return None
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         return f"grid is {type(value).__name__}, not a list of rows"
     if not value:
@@ -56,7 +82,7 @@ def as_grid(value: Any) -> Grid | None:
             return None
     if grid_problem(value) is not None:
         return None
-    return tuple(tuple(row) for row in value)
+    return _frozen(value)
 
 
 def to_grid(value: Any) -> Grid:
@@ -64,9 +90,33 @@ def to_grid(value: Any) -> Grid:
     problem = grid_problem(value)
     if problem is not None:
         raise GridError(problem)
+    return _frozen(value)
+
+
+def _frozen(value: Any) -> Grid:
+    """A valid grid as a tuple of tuples (itself when it already is one)."""
+    if type(value) is tuple and all(type(row) is tuple for row in value):
+        return value
     return tuple(tuple(row) for row in value)
 
 
 def to_json(grid: Grid) -> list[list[int]]:
     """The JSON form of a grid (lists of lists)."""
     return [list(row) for row in grid]
+
+
+def to_text(grid: Grid | list[list[int]]) -> str:
+    """The compact text form of a valid grid: rows of digits joined by ``|``."""
+    return "|".join("".join(map(str, row)) for row in grid)
+
+
+def from_text(text: str) -> list[list[int]]:
+    """The JSON form (lists of lists) of a grid's text form; raises :class:`GridError` if it is not one."""
+    rows = text.split("|") if isinstance(text, str) else []
+    if not rows or not all(row.isascii() and row.isdigit() for row in rows):
+        raise GridError(f"{str(text)[:40]!r} is not a grid's text form (rows of digits joined by '|')")
+    grid = [[int(c) for c in row] for row in rows]
+    problem = grid_problem(grid)
+    if problem is not None:
+        raise GridError(f"{text[:40]!r}: {problem}")
+    return grid

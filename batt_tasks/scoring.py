@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from batt_tasks.grids import Grid, as_grid, to_json
+from batt_tasks.grids import Grid, as_grid, from_text, to_text
 
 BattFn = Callable[..., Any]
 
@@ -119,7 +119,8 @@ def score_sample(
                     ids.append(cid)
         result["candidates"] = len(seen)  # a count, not the ids: results stay small
         result["matched"] = sorted(matched)
-        result["outputs"] = [[to_json(grid), ids] for grid, ids in outputs.items()]
+        # Grids in text form ("070|707"): a test sample's outputs are most of a result's bytes.
+        result["outputs"] = [[to_text(grid), ids] for grid, ids in outputs.items()]
         if expected is not None:
             _, s = _split(batt(task_id, S, I, expected, log_path))
             totals: dict[tuple[str, str], int] = {}
@@ -219,7 +220,7 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
                 chosen.append(n)
                 if len(chosen) == 2:
                     break
-        predictions.append([r["outputs"][n][0] for n in chosen])
+        predictions.append([from_text(r["outputs"][n][0]) for n in chosen])
         if not r["scored"]:
             solved_each.append(None)
         else:

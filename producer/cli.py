@@ -181,7 +181,8 @@ def _choose_mode(args: argparse.Namespace, broker_url: str, timeout: float) -> s
             ) from None
         say(f"warning: broker unreachable ({exc}); running in local sequential mode")
         return "local"
-    if not args.require_broker and not workers_online(timeout=min(timeout, 1.0)):
+    # one answer is enough: the ping returns as soon as a worker answers, not after its whole timeout
+    if not args.require_broker and not workers_online(timeout=min(timeout, 1.0), limit=1):
         say(
             f"warning: broker {safe_url(broker_url)} answers but no worker is consuming; running in local sequential "
             "mode (start workers with: celery -A batt_tasks worker, or pass --require-broker to wait for them)"

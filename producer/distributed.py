@@ -123,10 +123,10 @@ def check_broker(url: str, timeout: float) -> None:
         raise BrokerUnavailable(f"{shown}: {one_line(exc)}") from None
 
 
-def workers_online(timeout: float = 1.0, app: Celery | None = None) -> list[str]:
-    """Names of the workers that answer a ping within ``timeout`` seconds."""
+def workers_online(timeout: float = 1.0, app: Celery | None = None, limit: int | None = None) -> list[str]:
+    """Names of the workers that answer a ping within ``timeout`` seconds (returns at ``limit`` answers)."""
     app = app or _app()
-    return sorted(name for reply in app.control.ping(timeout=timeout) for name in reply)
+    return sorted(name for reply in app.control.ping(timeout=timeout, limit=limit) for name in reply)
 
 
 def sample_task_id(message: Mapping[str, Any]) -> str:
@@ -140,26 +140,48 @@ def _app() -> Celery:
     return app
 
 
+SUBMIT_CHUNK = 128  # samples whose messages (and task-sent events) go to Redis in one pipelined round trip
+
+
 def submit(jobs: Mapping[str, Mapping[str, Any]], time_limit: float, app: Celery | None = None) -> list[AsyncResult]:
-    """Publish every sample message (Celery task id → message) at once, over one producer connection."""
-    from batt_tasks.tasks import score_sample
+    """Publish every sample message (Celery task id → message) at once, over one producer connection.
+
+    Pipelined: each chunk of :data:`SUBMIT_CHUNK` samples is one round trip to Redis (kombu's
+    ``Producer.batch``) instead of two per sample. A chunk whose round trip fails leaves its delivery
+    uncertain (``BatchPublishError``); it is published again one message at a time, with Celery's
+    publish retries. A sample so published twice may run twice; its result is stored and collected once.
+    """
+    from kombu.exceptions import BatchPublishError
 
     app = app or _app()
-    results = []
+    items = list(jobs.items())
+    results: list[AsyncResult] = []
     with app.producer_or_acquire() as producer:
-        for task_id, m in jobs.items():
-            results.append(
-                score_sample.apply_async(
-                    args=[dict(m)],
-                    task_id=task_id,
-                    soft_time_limit=time_limit,
-                    time_limit=hard_limit(time_limit),
-                    argsrepr=f"{m['task_id']} {m['kind']}[{m['index']}]",
-                    kwargsrepr=f"run={m['run_id']}",
-                    producer=producer,
-                )
-            )
+        for start in range(0, len(items), SUBMIT_CHUNK):
+            chunk = items[start : start + SUBMIT_CHUNK]
+            try:
+                # room for every command of the chunk (a message and its sent event per sample): the one
+                # round trip happens when the block ends, where a failure reaches this code
+                with producer.batch(max_size=4 * len(chunk)):
+                    sent = [_publish(task_id, m, time_limit, producer) for task_id, m in chunk]
+            except BatchPublishError:
+                sent = [_publish(task_id, m, time_limit, producer) for task_id, m in chunk]
+            results.extend(sent)
     return results
+
+
+def _publish(task_id: str, m: Mapping[str, Any], time_limit: float, producer: Any) -> AsyncResult:
+    from batt_tasks.tasks import score_sample
+
+    return score_sample.apply_async(
+        args=[dict(m)],
+        task_id=task_id,
+        soft_time_limit=time_limit,
+        time_limit=hard_limit(time_limit),
+        argsrepr=f"{m['task_id']} {m['kind']}[{m['index']}]",
+        kwargsrepr=f"run={m['run_id']}",
+        producer=producer,
+    )
 
 
 def result_set(submitted: Sequence[AsyncResult], waiting: Sequence[str], app: Celery | None = None) -> ResultSet:
@@ -209,7 +231,7 @@ class NoWorkerWatch:
         if now - self.last_progress < self.warn_after or now - self.last_check < self.warn_after:
             return
         self.last_check = now
-        if self.app.control.ping(timeout=1.0):
+        if self.app.control.ping(timeout=1.0, limit=1):
             self.no_worker_since = None
             return
         if self.no_worker_since is None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from batt_tasks.grids import GridError, as_grid, grid_problem, to_grid, to_json
+from batt_tasks.grids import GridError, as_grid, from_text, grid_problem, to_grid, to_json, to_text
 from batt_tasks.scoring import (
     MATCH_SCORE,
     STATUS_ERROR,
@@ -82,6 +82,28 @@ def test_valid_grids_become_tuples() -> None:
     assert isinstance(to_grid([[9]]), tuple)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [[[True, 0]], [[1.0]], [[np.int64(3)]], [(1, 2), [3]], [[0, 10]], [[-1]], [[]], (), [[0] * 31]],
+)
+def test_fast_and_slow_grid_checks_agree(value: Any) -> None:
+    # the C-level fast path only ever says "valid"; every invalid value gets the cell-by-cell message
+    assert grid_problem(value) is not None
+
+
+def test_grid_text_form_round_trips() -> None:
+    assert to_text(A) == "12|34"
+    assert from_text("12|34") == [[1, 2], [3, 4]]
+    big = tuple(tuple((r * c) % 10 for c in range(30)) for r in range(30))
+    assert from_text(to_text(big)) == to_json(big)
+
+
+@pytest.mark.parametrize("text", ["", "1a|2", "12|3", "1|", "١٢", 12])
+def test_grid_text_form_rejects_what_is_not_a_grid(text: Any) -> None:
+    with pytest.raises(GridError):
+        from_text(text)
+
+
 # ---------------------------------------------------------------------------------------- score_sample
 
 
@@ -103,7 +125,7 @@ def test_exact_match_and_candidate_list() -> None:
 def test_test_sample_keeps_distinct_outputs_with_their_candidates() -> None:
     batt = batt_of({"b1": B, "c1": C_, "b2": B})
     r = score_sample(batt, "t", S, A, B, None, kind="test", index=0)
-    assert r["outputs"] == [[to_json(B), ["b1", "b2"]], [to_json(C_), ["c1"]]]
+    assert r["outputs"] == [["43|21", ["b1", "b2"]], ["00|00", ["c1"]]]
     assert r["matched"] == ["b1", "b2"]
 
 
@@ -113,7 +135,7 @@ def test_unscored_sample_runs_only_the_solve_pass() -> None:
     r = score_sample(batt, "t", S, A, None, None, kind="test", index=0)
     assert len(calls) == 1 and calls[0][3] is None
     assert r["scored"] is False and r["matched"] == [] and r["differ"] == []
-    assert r["outputs"] == [[to_json(B), ["b"]]]
+    assert r["outputs"] == [[to_text(B), ["b"]]]
 
 
 def test_non_grid_outputs_never_match_and_never_crash() -> None:
@@ -131,7 +153,7 @@ def test_non_grid_outputs_never_match_and_never_crash() -> None:
     assert r["status"] == STATUS_OK
     assert r["matched"] == ["ok"]
     assert r["candidates"] == len(weird)
-    assert r["outputs"] == [[to_json(B), ["ok"]]]
+    assert r["outputs"] == [[to_text(B), ["ok"]]]
 
 
 def test_differ_scores_are_clamped_then_summed_per_candidate_and_differ() -> None:
@@ -236,7 +258,7 @@ def sample(
         "candidates": len(candidates),
         "matched": sorted(matched),
         "differ": [list(d) for d in differ],
-        "outputs": [[to_json(g), list(ids)] for g, ids in outputs],
+        "outputs": [[to_text(g), list(ids)] for g, ids in outputs],
         "seconds": seconds,
     }
 
