@@ -33,11 +33,13 @@ def _plain_grid(value: Any) -> bool:
         if type(row) not in _SEQUENCES or len(row) != width:
             return False
     cells = list(chain.from_iterable(value))
-    return set(map(type, cells)) == _INT and min(cells) >= 0 and max(cells) <= 9  # bool is not int here
+    # values first (a set of at most 10), then types: 1 == True == 1.0, so only a type scan rules out bools
+    return set(cells) <= _COLOURS and set(map(type, cells)) == _INT
 
 
 _SEQUENCES = (list, tuple)
 _INT = {int}
+_COLOURS = frozenset(range(10))
 
 
 def grid_problem(value: Any) -> str | None:

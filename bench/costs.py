@@ -43,14 +43,8 @@ from bench.cluster import ROOT, BenchRedis, BenchWorker, cluster_env
 VARIANTS: dict[str, dict[str, Any]] = {
     "configured": {},
     "no-events": {"worker_send_task_events": False, "task_send_sent_event": False},
-    "no-started": {"task_track_started": False},
     "prefetch2": {"worker_prefetch_multiplier": 2},
-    "lean": {
-        "worker_send_task_events": False,
-        "task_send_sent_event": False,
-        "task_track_started": False,
-        "worker_prefetch_multiplier": 2,
-    },
+    "lean": {"worker_send_task_events": False, "task_send_sent_event": False, "worker_prefetch_multiplier": 2},
 }
 PAYLOADS = ("noop", "zero", "main")
 ZERO_BATT = str(ROOT / "bench" / "zero_batt.py")
@@ -87,7 +81,7 @@ def _produce(payload: str, ids: list[str], rounds: int, interval: float) -> None
         if sys.stdin.readline().strip() != "go":
             return
         t0, c0 = time.perf_counter(), time.process_time()
-        with app.producer_or_acquire() as producer:
+        with app.producer_or_acquire() as producer, producer.batch(max_size=4 * len(jobs)):  # as submit() does
             results = [
                 task.apply_async(
                     args=[arg], task_id=tid, soft_time_limit=20.0, time_limit=hard_limit(20.0), producer=producer
