@@ -33,8 +33,9 @@ def _plain_grid(value: Any) -> bool:
         if type(row) not in _SEQUENCES or len(row) != width:
             return False
     cells = list(chain.from_iterable(value))
-    # values first (a set of at most 10), then types: 1 == True == 1.0, so only a type scan rules out bools
-    return set(cells) <= _COLOURS and set(map(type, cells)) == _INT
+    # types first (only then are the cells hashable), then values: 1 == True == 1.0, so the type scan is what
+    # rules out bools and floats
+    return set(map(type, cells)) == _INT and set(cells) <= _COLOURS
 
 
 _SEQUENCES = (list, tuple)

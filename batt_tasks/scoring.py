@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from batt_tasks.grids import Grid, as_grid, from_text, to_text
+from batt_tasks.grids import Grid, as_grid, from_text, to_grid, to_json, to_text
 
 BattFn = Callable[..., Any]
 
@@ -168,6 +168,11 @@ def bound_size(result: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     )
 
 
+def _output_json(value: Any) -> list[list[int]]:
+    """A result's output grid as JSON lists: its text form, or lists from a worker older than the text form."""
+    return from_text(value) if isinstance(value, str) else to_json(to_grid(value))
+
+
 def _ranking(candidates: Iterable[str], train_scores: Mapping[str, int]) -> list[str]:
     return sorted(candidates, key=lambda cid: (-train_scores.get(cid, 0), cid))
 
@@ -220,7 +225,7 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
                 chosen.append(n)
                 if len(chosen) == 2:
                     break
-        predictions.append([from_text(r["outputs"][n][0]) for n in chosen])
+        predictions.append([_output_json(r["outputs"][n][0]) for n in chosen])
         if not r["scored"]:
             solved_each.append(None)
         else:

@@ -84,7 +84,7 @@ def test_valid_grids_become_tuples() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [[[True, 0]], [[1.0]], [[np.int64(3)]], [(1, 2), [3]], [[0, 10]], [[-1]], [[]], (), [[0] * 31]],
+    [[[True, 0]], [[1.0]], [[np.int64(3)]], [(1, 2), [3]], [[0, 10]], [[-1]], [[]], (), [[0] * 31], [[[1]]], [[{}]]],
 )
 def test_fast_and_slow_grid_checks_agree(value: Any) -> None:
     # the C-level fast path only ever says "valid"; every invalid value gets the cell-by-cell message
@@ -423,3 +423,11 @@ def test_submission_entry_format() -> None:
         {"attempt_1": to_json(C_), "attempt_2": to_json(C_)},
         {"attempt_1": EMPTY_ATTEMPT, "attempt_2": EMPTY_ATTEMPT},
     ]
+
+
+def test_outputs_as_lists_from_older_workers_still_aggregate() -> None:
+    # a rolling upgrade: a worker of before the text form returns its outputs as JSON lists
+    old = sample("test", 0, matched=["a"], outputs=[(A, ["a"])])
+    old["outputs"] = [[to_json(A), ["a"]]]
+    line = aggregate_task("t", [sample("train", 0, matched=["a"]), old])
+    assert line["predictions"] == [[to_json(A)]] and line["solved"] is True
