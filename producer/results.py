@@ -30,7 +30,7 @@ def write_json_atomic(path: Path, value: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(value, f, separators=(",", ":"))
+            f.write(json.dumps(value, separators=(",", ":")))  # dumps: C encoder; json.dump streams in Python
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
