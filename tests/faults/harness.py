@@ -197,9 +197,19 @@ class ExecLog:
         }
         return set(held) - early
 
-    def finished_since(self, node: str, at: float) -> int:
-        """How many executions ``node`` started after ``at`` and finished."""
-        return sum(1 for ex in self.executions() if ex.node == node and ex.started > at and ex.finished is not None)
+    def own_fetches(self, node: str, since: float, delivered: Mapping[Sample, float], visibility: float) -> set[Sample]:
+        """Samples ``node`` started after ``since`` sooner than their delivery time + the visibility timeout.
+
+        Such a start cannot be a redelivery of another worker's message (that waits for the timeout), so it
+        is a message ``node`` fetched itself around ``since``: it was unacknowledged then, yet never stranded.
+        """
+        return {
+            ex.sample
+            for ex in self.executions()
+            if ex.node == node
+            and ex.sample in delivered
+            and since < ex.started < delivered[ex.sample] + visibility - 0.5
+        }
 
     def wait_completed(self, n: int, timeout: float, alive: Callable[[], bool] | None = None) -> None:
         """Wait until ``n`` samples have finished (mid-run faults land after this); fail after ``timeout``."""

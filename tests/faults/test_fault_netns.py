@@ -68,9 +68,10 @@ def _ns_python(net: netns.Network, host: str, code: str, timeout: float = 20) ->
     return done.stdout
 
 
-UNACKED = (
+UNACKED = (  # task id -> delivery time of every unacknowledged message, read from inside the broker's namespace
     f"import json, redis; c = redis.Redis(host='redis', port={PORT}, socket_timeout=5); "
-    "print(json.dumps([json.loads(v)[0]['headers']['id'] for v in c.hvals('unacked')]))"
+    "at = dict(c.zrange('unacked_index', 0, -1, withscores=True)); "
+    "print(json.dumps({json.loads(v)[0]['headers']['id']: at.get(k, 0.0) for k, v in c.hgetall('unacked').items()}))"
 )
 PING = f"import redis; print(redis.Redis(host='redis', port={PORT}, socket_timeout=2).ping())"
 
@@ -124,17 +125,19 @@ def test_link_cut_samples_redelivered_then_restored_no_duplicates(
         wait_until(lambda: len(log.running("w1")) == 2, 30, "w1 to be mid-sample in both pool processes")
         cut_at = time.time()
         net.cut("host1")
-        # after the cut host1 can acknowledge nothing: what it holds stays in `unacked`, while w2 acknowledges
-        # its own deliveries as it goes; so w1's are those still there once w2 has scored a few more samples
-        held = {sample_of(i) for i in json.loads(_ns_python(net, "broker", UNACKED))}
-        wait_until(lambda: log.finished_since("w2", cut_at) >= 6, 30, "w2 to score 6 samples after the cut")
-        held &= {sample_of(i) for i in json.loads(_ns_python(net, "broker", UNACKED))}
-        affected = log.stranded(held, cut_at, survivor="w2")
+        # after the cut host1 can acknowledge nothing: what it holds stays in `unacked`, next to w2's own deliveries
+        held = {sample_of(i): at for i, at in json.loads(_ns_python(net, "broker", UNACKED)).items()}
+        candidates = log.stranded(held, cut_at, survivor="w2")  # w2's samples in flight at the cut left out
         wait_until(
-            lambda: any(ex.node == "w2" and ex.sample in affected and ex.started > cut_at for ex in log.executions()),
+            lambda: any(
+                ex.node == "w2" and ex.sample in candidates and ex.started >= held[ex.sample] + VISIBILITY_TIMEOUT - 0.5
+                for ex in log.executions()
+            ),
             VISIBILITY_TIMEOUT + 30,
             "w2 to start the cut worker's samples",
         )
+        # and one w2 fetched just at the cut (started before any redelivery could be) is w2's own
+        affected = candidates - log.own_fetches("w2", cut_at, held, VISIBILITY_TIMEOUT)
         redelivered_at = time.time()
         run_alive_at_restore = run.alive()
         net.restore("host1")
