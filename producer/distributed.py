@@ -208,44 +208,6 @@ def failure_result(message: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[
     return failed_sample(*args, STATUS_ERROR, text, scored)
 
 
-class NoWorkerWatch:
-    """Called between result drains: warns when nothing arrives and no worker answers a ping."""
-
-    def __init__(
-        self, app: Celery, warn_after: float, give_up_after: float | None, warn: Callable[[str], None]
-    ) -> None:
-        self.app = app
-        self.warn_after = warn_after
-        self.give_up_after = give_up_after
-        self.warn = warn
-        self.last_progress = time.monotonic()
-        self.last_check = 0.0
-        self.no_worker_since: float | None = None
-
-    def progress(self) -> None:
-        self.last_progress = time.monotonic()
-        self.no_worker_since = None
-
-    def __call__(self) -> None:
-        now = time.monotonic()
-        if now - self.last_progress < self.warn_after or now - self.last_check < self.warn_after:
-            return
-        self.last_check = now
-        if self.app.control.ping(timeout=1.0, limit=1):
-            self.no_worker_since = None
-            return
-        if self.no_worker_since is None:
-            self.no_worker_since = self.last_progress
-        idle = now - self.no_worker_since
-        url = safe_url(self.app.conf.broker_url)
-        if self.give_up_after is not None and idle >= self.give_up_after:
-            raise NoWorker(f"no worker consumed samples from {url} for {idle:.0f}s (--no-worker-timeout)")
-        self.warn(
-            f"warning: no worker is consuming from {url} ({idle:.0f}s); start one with: "
-            f"BATT_BROKER_URL={url} celery -A batt_tasks worker -c 2"
-        )
-
-
 class StallWatch:
     """A check run between result drains once no result arrived for ``every`` seconds, then every ``every`` s."""
 
@@ -264,6 +226,41 @@ class StallWatch:
             return False
         self.last_check = now
         return True
+
+
+class NoWorkerWatch(StallWatch):
+    """Called between result drains: warns when nothing arrives and no worker answers a ping."""
+
+    def __init__(
+        self, app: Celery, warn_after: float, give_up_after: float | None, warn: Callable[[str], None]
+    ) -> None:
+        super().__init__(warn_after)
+        self.app = app
+        self.give_up_after = give_up_after
+        self.warn = warn
+        self.no_worker_since: float | None = None
+
+    def progress(self) -> None:
+        super().progress()
+        self.no_worker_since = None
+
+    def __call__(self) -> None:
+        if not self.due():
+            return
+        now = self.last_check
+        if self.app.control.ping(timeout=1.0, limit=1):
+            self.no_worker_since = None
+            return
+        if self.no_worker_since is None:
+            self.no_worker_since = self.last_progress
+        idle = now - self.no_worker_since
+        url = safe_url(self.app.conf.broker_url)
+        if self.give_up_after is not None and idle >= self.give_up_after:
+            raise NoWorker(f"no worker consumed samples from {url} for {idle:.0f}s (--no-worker-timeout)")
+        self.warn(
+            f"warning: no worker is consuming from {url} ({idle:.0f}s); start one with: "
+            f"BATT_BROKER_URL={url} celery -A batt_tasks worker -c 2"
+        )
 
 
 class LostSampleWatch(StallWatch):
@@ -334,18 +331,15 @@ class MissedResultWatch(StallWatch):
     def __call__(self) -> None:
         if not self.due():
             return
-        backend = self.app.backend
-        pending = [i for i in self.messages if i not in self.done]
-        if not pending:
-            return
+        from producer.resume import backend_metas
+
         try:
-            raws = backend.mget([backend.get_key_for_task(i) for i in pending])
+            metas = backend_metas(self.app, [i for i in self.messages if i not in self.done])
         except Exception:  # noqa: BLE001 - the backend is away: look again at the next check
             return
-        for raw in raws:
-            meta = backend.decode_result(raw) if raw else None
-            if meta and meta.get("status") in states.READY_STATES:
-                backend.result_consumer.on_state_change(meta, None)
+        for meta in metas.values():
+            if meta is not None and meta.get("status") in states.READY_STATES:
+                self.app.backend.result_consumer.on_state_change(meta, None)
 
 
 def collect(

@@ -135,20 +135,23 @@ def pending_in_broker(broker_url: str) -> tuple[set[str], set[str]]:
     return _message_ids(queued, nested=False), _message_ids(unacked, nested=True)
 
 
+def backend_metas(app: Celery, task_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """Each task id's result meta in the backend (None when it has none, or none that decodes), in one MGET."""
+    ids = list(task_ids)
+    backend = app.backend
+    raws = backend.mget([backend.get_key_for_task(i) for i in ids]) if ids else []
+    metas: dict[str, dict[str, Any] | None] = {}
+    for i, raw in zip(ids, raws, strict=True):
+        try:
+            metas[i] = backend.decode_result(raw) if raw is not None else None
+        except Exception:  # noqa: BLE001 - an undecodable value counts as no result
+            metas[i] = None
+    return metas
+
+
 def backend_states(app: Celery, task_ids: Iterable[str]) -> dict[str, str]:
     """The state each task id has in the result backend (PENDING when it has none)."""
-    ids = list(task_ids)
-    keys = [app.backend.get_key_for_task(i) for i in ids]
-    states: dict[str, str] = {}
-    for i, raw in zip(ids, app.backend.mget(keys) if keys else [], strict=True):
-        if raw is None:
-            states[i] = "PENDING"
-            continue
-        try:
-            states[i] = json.loads(raw)["status"]
-        except (ValueError, KeyError, TypeError):
-            states[i] = "PENDING"
-    return states
+    return {i: (meta or {}).get("status") or "PENDING" for i, meta in backend_metas(app, task_ids).items()}
 
 
 @dataclass

@@ -366,6 +366,13 @@ def assert_exactly_once(t: Tally) -> None:
     assert sum(t.status.values()) == t.expected
 
 
+def assert_run_scored_all_once(code: int | None, run: Submit, t: Tally, plan: Plan) -> None:
+    """The run exited 0 and every sample of the plan has exactly one result, and it is ok."""
+    assert code == 0, run.text()[-3000:]
+    assert_exactly_once(t)
+    assert t.status["ok"] == len(plan), t.problems
+
+
 def unacked_ids(broker: Any) -> set[str]:
     """Task ids of the messages delivered to some worker and not acknowledged yet (kombu Redis ``unacked``)."""
     ids = set()

@@ -30,7 +30,7 @@ from faults.harness import (
     ExecLog,
     Plan,
     Submit,
-    assert_exactly_once,
+    assert_run_scored_all_once,
     fault_tasks,
     outcome_counts,
     sample_of,
@@ -168,9 +168,7 @@ def test_link_cut_samples_redelivered_then_restored_no_duplicates(
             + f"; host1 then scored {len(back)} more samples; results.jsonl has each sample once"
         ),
     )
-    assert code == 0, run.text()[-3000:]
-    assert_exactly_once(t)
-    assert t.status["ok"] == len(plan), t.problems
+    assert_run_scored_all_once(code, run, t, plan)
     assert cut_running, "the cut did not land while w1 was scoring"
     assert w1_alive, "the cut worker died"
     assert affected <= on_w2, f"samples of the cut worker not redelivered to w2: {sorted(affected - on_w2)}"

@@ -16,7 +16,7 @@ from faults.harness import (
     ExecLog,
     Plan,
     Submit,
-    assert_exactly_once,
+    assert_run_scored_all_once,
     fault_tasks,
     outcome_counts,
     tally,
@@ -64,9 +64,7 @@ def test_pool_process_sigkilled_mid_sample(redis_server: Any, spawn_worker: Any,
             f"on a new pool process and scored ok; the worker kept serving"
         ),
     )
-    assert code == 0, run.text()[-3000:]
-    assert_exactly_once(t)
-    assert t.status["ok"] == len(plan), t.problems
+    assert_run_scored_all_once(code, run, t, plan)
     assert runs[victim] == 2, f"the killed sample ran {runs[victim]} times"
     assert all(n == 1 for s, n in runs.items() if s != victim), "a sample other than the killed one ran twice"
     assert set(runs) == set(plan.samples)

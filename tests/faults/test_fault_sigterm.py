@@ -26,7 +26,7 @@ from faults.harness import (
     ExecLog,
     Plan,
     Submit,
-    assert_exactly_once,
+    assert_run_scored_all_once,
     fault_tasks,
     outcome_counts,
     sample_of,
@@ -91,9 +91,7 @@ def test_sigterm_warm_shutdown_finishes_running_samples(
             f"{VISIBILITY_TIMEOUT} s never waited for)"
         ),
     )
-    assert code == 0, run.text()[-3000:]
-    assert_exactly_once(t)
-    assert t.status["ok"] == len(plan), t.problems
+    assert_run_scored_all_once(code, run, t, plan)
     assert w1_code == 0, w1.text()[-3000:]
     assert running, "the SIGTERM did not land while w1 was scoring"
     for sample in running:  # the samples w1 was scoring were finished by w1, not cut off
@@ -157,9 +155,7 @@ def test_sigterm_soft_shutdown_requeues_long_samples_at_once(
             f"started them {min((ex.started for ex in redone), default=sent) - sent:.1f} s after the SIGTERM"
         ),
     )
-    assert code == 0, run.text()[-3000:]
-    assert_exactly_once(t)
-    assert t.status["ok"] == len(plan), t.problems
+    assert_run_scored_all_once(code, run, t, plan)
     text = w1.text()
     assert "Soft Shutdown" in text, "BATT_SOFT_SHUTDOWN_TIMEOUT did not reach worker_soft_shutdown_timeout"
     assert w1_exit - sent >= SOFT_SHUTDOWN_TIMEOUT - 0.5, "the running samples got no grace"
