@@ -1,0 +1,267 @@
+"""A throwaway RabbitMQ node for tests: Debian's ``rabbitmq-server`` on free ports, in its own temp dir.
+
+Never the machine's own node (5672, epmd on 4369): every node here has its own node name
+(``bq<pid>x<n>@localhost``), AMQP port, distribution port, management port and **its own epmd port**
+(``ERL_EPMD_PORT``), so it shares nothing with another node. Its mnesia, logs, config, pid file,
+enabled-plugins file and Erlang cookie (``$HOME/.erlang.cookie``) all live in one temp dir.
+
+Run as root, the node runs as the ``rabbitmq`` user (as Debian's wrapper would make it), so that user
+owns the temp dir. The Erlang VM outlives the scripts that start it: :meth:`RabbitServer.stop` stops the
+node with ``rabbitmqctl stop`` and, if that fails, kills the pid in its ``RABBITMQ_PID_FILE`` (and the
+node's own epmd, found by its port) — only what this object started.
+
+The node has one user with a random password (no ``guest``) and the ``rabbitmq_management`` plugin on a
+loopback port, which ``--status`` reads for unacknowledged counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from redis_proc import free_port, wait_for
+
+RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
+_counter = itertools.count()
+
+
+def rabbitmq_unavailable_reason() -> str | None:
+    """Why no test node can start here, or None when one can."""
+    if not (RABBIT_BIN / "rabbitmq-server").exists():
+        return "rabbitmq-server is not installed (Debian package rabbitmq-server; .ci/run installs it)"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("rabbitmq")
+        except KeyError:
+            return "there is no rabbitmq user (the Debian package creates it)"
+    return None
+
+
+class RabbitServer:
+    """A rabbitmq-server node; ``start()``/``stop()`` can be repeated (the durable queues keep their messages)."""
+
+    def __init__(self, consumer_timeout_ms: int | None = None, management: bool = True) -> None:
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        self.mgmt_port = free_port() if management else None
+        self.consumer_timeout_ms = consumer_timeout_ms
+        self.node = f"bq{os.getpid()}x{next(_counter)}@localhost"
+        self.user = "batt"
+        self.password = secrets.token_hex(12)
+        self.dir = Path(tempfile.mkdtemp(prefix="batt-rabbit-"))
+        self._as_rabbit = os.geteuid() == 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._write_files()
+
+    @property
+    def url(self) -> str:
+        """The AMQP URL of the node (default vhost)."""
+        return f"amqp://{self.user}:{self.password}@127.0.0.1:{self.port}//"
+
+    @property
+    def management_url(self) -> str | None:
+        return None if self.mgmt_port is None else f"http://127.0.0.1:{self.mgmt_port}"
+
+    def _write_files(self) -> None:
+        conf = [
+            f"listeners.tcp.default = 127.0.0.1:{self.port}",
+            "loopback_users = none",
+            f"default_user = {self.user}",
+            f"default_pass = {self.password}",
+            "default_permissions.configure = .*",
+            "default_permissions.read = .*",
+            "default_permissions.write = .*",
+            "log.console = false",
+            "log.file.level = info",
+        ]
+        if self.consumer_timeout_ms is not None:
+            conf.append(f"consumer_timeout = {self.consumer_timeout_ms}")
+        if self.mgmt_port is not None:
+            conf += [f"management.tcp.port = {self.mgmt_port}", "management.tcp.ip = 127.0.0.1"]
+        (self.dir / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
+        (self.dir / "rabbitmq-env.conf").write_text("")
+        plugins = "[rabbitmq_management]." if self.mgmt_port is not None else "[]."
+        (self.dir / "enabled_plugins").write_text(plugins + "\n")
+        cookie = self.dir / ".erlang.cookie"
+        cookie.write_text(secrets.token_hex(16))
+        cookie.chmod(0o400)
+        if self._as_rabbit:
+            user = pwd.getpwnam("rabbitmq")
+            for path in [self.dir, *self.dir.rglob("*")]:
+                os.chown(path, user.pw_uid, user.pw_gid)
+            self.dir.chmod(0o700)
+
+    def env(self) -> dict[str, str]:
+        """The environment of the node and of the CLI tools that talk to it."""
+        d = str(self.dir)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": d,  # the Erlang cookie
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_CONF_ENV_FILE": f"{d}/rabbitmq-env.conf",
+            "RABBITMQ_CONFIG_FILE": f"{d}/rabbitmq.conf",
+            "RABBITMQ_ADVANCED_CONFIG_FILE": f"{d}/advanced.config",
+            "RABBITMQ_MNESIA_BASE": f"{d}/mnesia",
+            "RABBITMQ_LOG_BASE": f"{d}/log",
+            "RABBITMQ_PID_FILE": f"{d}/rabbit.pid",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": f"{d}/enabled_plugins",
+            "RABBITMQ_PLUGINS_EXPAND_DIR": f"{d}/plugins-expand",
+            "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+        return env
+
+    def _popen_kwargs(self) -> dict[str, object]:
+        kw: dict[str, object] = {"env": self.env(), "cwd": str(self.dir)}
+        if self._as_rabbit:
+            kw.update(user="rabbitmq", group="rabbitmq", extra_groups=[])
+        return kw
+
+    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run ``rabbitmqctl`` against this node."""
+        return subprocess.run(
+            [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **self._popen_kwargs(),  # type: ignore[arg-type]
+        )
+
+    def start(self, timeout: float = 120) -> RabbitServer:
+        # the node's own epmd, on its own port, started first (the VM would start one itself, racing it)
+        subprocess.run(["epmd", "-daemon"], check=True, timeout=30, **self._popen_kwargs())  # type: ignore[arg-type]
+        log = open(self.dir / "server.out", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [str(RABBIT_BIN / "rabbitmq-server")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **self._popen_kwargs(),  # type: ignore[arg-type]
+        )
+        log.close()
+        wait_for(lambda: self.ping() or self.proc.poll() is not None, timeout, 0.25, f"rabbitmq node {self.node}")
+        if not self.ping():
+            raise RuntimeError(f"rabbitmq-server exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+        done = self.ctl("await_startup", timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl await_startup failed: {done.stdout}{done.stderr}")
+        if self.mgmt_port is not None:
+            wait_for(lambda: _listening(self.mgmt_port), 60, 0.25, "the management listener")
+        return self
+
+    def ping(self) -> bool:
+        """Whether the AMQP listener accepts a connection and speaks AMQP."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"AMQP\x00\x00\x09\x01")
+                return s.recv(1) == b"\x01"  # the start of a Connection.Start frame
+        except OSError:
+            return False
+
+    def log_text(self) -> str:
+        parts = []
+        for path in [self.dir / "server.out", *sorted((self.dir / "log").glob("*.log"))]:
+            with contextlib.suppress(OSError):
+                parts.append(path.read_text(errors="replace"))
+        return "\n".join(parts)
+
+    def _vm_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.dir / "rabbit.pid").read_text().strip())
+        return None
+
+    def stop(self) -> None:
+        """Stop the node (``rabbitmqctl stop``, else SIGTERM/SIGKILL of its VM); its data stays for a restart."""
+        pid = self._vm_pid()
+        if self.proc is None and pid is None:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.ctl("stop", timeout=60)
+        if pid is not None:
+            with contextlib.suppress(TimeoutError):
+                wait_for(lambda: not _alive(pid), 30, 0.1, "the node's VM to exit")
+            if _alive(pid):
+                _kill(pid, signal.SIGKILL)
+        self._reap()
+
+    def kill(self) -> None:
+        """SIGKILL the node's VM (a crash)."""
+        pid = self._vm_pid()
+        if pid is not None:
+            _kill(pid, signal.SIGKILL)
+            wait_for(lambda: not _alive(pid), 10, 0.05, "the killed VM to go")
+        self._reap()
+
+    def _reap(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
+            if self.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc = None
+        (self.dir / "rabbit.pid").unlink(missing_ok=True)
+
+    def _stop_epmd(self) -> None:
+        """Stop the epmd this node started on its own port (never the machine's, which uses another port)."""
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(
+                ["epmd", "-port", str(self.epmd_port), "-kill"], capture_output=True, timeout=10, env=self.env()
+            )
+
+    def cleanup(self) -> None:
+        self.stop()
+        self._stop_epmd()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _listening(port: int | None) -> bool:
+    if port is None:
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie counts as gone
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    return False
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def wait_stopped(server: RabbitServer, timeout: float = 30) -> None:
+    """Wait until the node's AMQP port no longer answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.ping():
+        time.sleep(0.1)
