@@ -10,6 +10,7 @@ from celery import Celery
 
 from batt_tasks import broker_fix
 from batt_tasks.config import settings
+from batt_tasks.queues import QUEUE, sample_queue
 
 # Before any connection exists: a worker survives its broker's crash (see batt_tasks.broker_fix).
 broker_fix.install()
@@ -75,6 +76,29 @@ app.conf.update(
     # Samples go to one named queue, so runs, workers and monitoring agree on where work is.
     task_default_queue="batt",
 )
+
+if _conf.amqp:
+    # RabbitMQ: an unacknowledged sample goes back to the queue the moment its worker's connection closes
+    # (no visibility timeout: nothing is redelivered while the worker lives, however long the sample runs).
+    app.conf.update(
+        # A durable quorum queue with a delivery limit and a dead-letter queue (see batt_tasks.queues).
+        task_queues=[sample_queue(_conf.delivery_limit)],
+        task_default_exchange=QUEUE,
+        task_default_exchange_type="topic",
+        task_default_routing_key=QUEUE,
+        # Quorum queues have no global QoS: the worker detects them and sets the prefetch per consumer; retries
+        # with a countdown use native delayed delivery (celery_delayed_* quorum queues and a topic exchange)
+        # instead of being held by the worker, which a quorum queue would not let it do safely.
+        worker_detect_quorum_queues=True,
+        broker_native_delayed_delivery_queue_type="quorum",
+        # Publisher confirms: a submitted sample is on the broker (replicated on a cluster) before publish returns.
+        broker_transport_options={"confirm_publish": True},
+        # Heartbeats: a cut link is noticed within about twice this many seconds on both sides; the broker then
+        # returns that worker's samples to the queue. Lower is faster, at the risk of dropping a connection
+        # whose worker is too busy to answer for that long.
+        broker_heartbeat=_conf.broker_heartbeat,
+        broker_heartbeat_checkrate=2.0,
+    )
 
 # The worker guard (issue 4): with --autoscale=MAX,MIN the pool's cap falls under memory/thread pressure
 # and grows back after recovery; `inspect guard` and `inspect stats` show why.

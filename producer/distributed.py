@@ -14,113 +14,53 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import Celery, states
 from celery.result import AsyncResult, ResultSet
-from kombu.utils.url import maybe_sanitize_url
 
+from batt_tasks.config import Settings, settings
+from batt_tasks.queues import DeliveryLimitExceeded
 from batt_tasks.sample import cancel_key
 from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, one_line
-from producer.errors import UsageError
-
-HARD_LIMIT_GRACE = 2.0  # seconds between the soft limit (a timeout result) and the hard kill
-
-
-class BrokerUnavailable(Exception):
-    """No broker answered; the producer falls back to local mode (or stops, with --require-broker)."""
+from producer.brokers import (  # noqa: F401 - BrokerUnavailable, hard_limit and safe_url are re-exported
+    BrokerUnavailable,
+    BrokerView,
+    DeadLetter,
+    broker_view,
+    hard_limit,
+    safe_url,
+)
 
 
 class NoWorker(Exception):
     """No worker consumed the run's samples within ``--no-worker-timeout``."""
 
 
-def hard_limit(time_limit: float) -> float:
-    """The hard time limit of a sample whose soft limit is ``time_limit``."""
-    return time_limit + HARD_LIMIT_GRACE
+def _view(app: Celery | None = None, url: str | None = None) -> BrokerView:
+    """The view of the app's broker (or of ``url``), with the rest of the settings from the environment."""
+    conf = settings()
+    url = url or (app.conf.broker_url if app is not None else conf.broker_url)
+    return broker_view(replace(conf, broker_url=url))
 
 
-def check_time_limit(time_limit: float, visibility_timeout: int) -> None:
-    """Refuse a ``-t`` the broker's visibility timeout cannot cover (a sample would be redelivered while running).
-
-    A reserved sample may wait for one sample before it and then run up to its hard limit.
-    """
-    needed = 2 * hard_limit(time_limit)
-    if needed > visibility_timeout:
-        raise UsageError(
-            f"-t {time_limit:g} needs BATT_VISIBILITY_TIMEOUT ≥ {needed:.0f} seconds (it is {visibility_timeout}); "
-            "raise BATT_VISIBILITY_TIMEOUT on producer and workers, or lower -t"
-        )
-
-
-def safe_url(url: str) -> str:
-    """A broker URL without its password, for messages (even when the URL is malformed)."""
-    try:
-        return str(maybe_sanitize_url(url))
-    except ValueError:
-        return re.sub(r"://[^/@]*@", "://**@", url)
-
-
-def _check_url(url: str) -> str:
-    """The URL's scheme; a malformed URL is a :class:`UsageError`."""
-    shown = safe_url(url)
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError as exc:
-        raise UsageError(
-            f"BATT_BROKER_URL {shown!r} is malformed ({exc}); use redis://[:password@]host:port/db"
-        ) from None
-    if not parts.scheme:
-        raise UsageError(f"BATT_BROKER_URL {shown!r} is malformed (no scheme); use redis://[:password@]host:port/db")
-    return parts.scheme
+def check_time_limit(time_limit: float, conf: Settings, warn: Callable[[str], None]) -> None:
+    """Refuse (Redis: beyond the visibility timeout) or warn about (RabbitMQ: beyond its consumer timeout) a ``-t``
+    the broker's redelivery rules cannot cover."""
+    broker_view(conf).check_time_limit(time_limit, warn)
 
 
 def check_broker(url: str, timeout: float) -> None:
     """Return when the broker at ``url`` answers within ``timeout`` seconds.
 
-    Raises :class:`BrokerUnavailable` when it does not answer, and :class:`UsageError` for a malformed URL
-    or rejected credentials (falling back to local mode would hide those mistakes).
+    Raises :class:`BrokerUnavailable` when it does not answer, and :class:`UsageError` for a malformed URL,
+    rejected credentials or something other than the broker answering (falling back to local mode would hide
+    those mistakes).
     """
-    shown = safe_url(url)
-    scheme = _check_url(url)
-    if scheme in ("redis", "rediss"):
-        import redis
-
-        try:
-            client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-        except ValueError as exc:
-            raise UsageError(
-                f"BATT_BROKER_URL {shown!r} is malformed ({exc}); use redis://[:password@]host:port/db"
-            ) from None
-        try:
-            client.ping()
-        except redis.exceptions.AuthenticationError as exc:
-            raise UsageError(
-                f"broker {shown} rejected the credentials ({exc}); fix the password in BATT_BROKER_URL"
-            ) from None
-        except redis.exceptions.ResponseError as exc:
-            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-                raise UsageError(f"broker {shown} needs a password ({exc}); put it in BATT_BROKER_URL") from None
-            raise BrokerUnavailable(f"{shown}: {exc}") from None
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            raise BrokerUnavailable(f"{shown}: {exc}") from None
-        finally:
-            client.close()
-        return
-    from kombu import Connection
-
-    try:
-        with Connection(url, connect_timeout=timeout) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
-    except KeyError as exc:
-        raise UsageError(f"BATT_BROKER_URL {shown!r}: unknown transport {exc}; use redis://host:port/db") from None
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means: no broker here
-        raise BrokerUnavailable(f"{shown}: {one_line(exc)}") from None
+    _view(url=url).check(timeout)
 
 
 def workers_online(timeout: float = 1.0, app: Celery | None = None, limit: int | None = None) -> list[str]:
@@ -156,6 +96,8 @@ def submit(jobs: Mapping[str, Mapping[str, Any]], time_limit: float, app: Celery
     app = app or _app()
     items = list(jobs.items())
     results: list[AsyncResult] = []
+    view = _view(app)
+    view.prepare(app)
     with app.producer_or_acquire() as producer:
         for start in range(0, len(items), SUBMIT_CHUNK):
             chunk = items[start : start + SUBMIT_CHUNK]
@@ -167,6 +109,8 @@ def submit(jobs: Mapping[str, Mapping[str, Any]], time_limit: float, app: Celery
             except BatchPublishError:
                 sent = [_publish(task_id, m, time_limit, producer) for task_id, m in chunk]
             results.extend(sent)
+            if chunk:  # confirmed by the broker (RabbitMQ): --resume waits for these rather than resubmitting
+                view.record_submitted(app, chunk[0][1]["run_id"], [task_id for task_id, _ in chunk])
     return results
 
 
@@ -200,6 +144,8 @@ def failure_result(message: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[
         return failed_sample(
             *args, STATUS_TIMEOUT, f"hard time limit of {hard_limit(message['time_limit']):g}s exceeded", scored
         )
+    if name == DeliveryLimitExceeded.__name__:
+        return failed_sample(*args, STATUS_ERROR, f"dead-lettered: {exc}", scored)
     if name == "WorkerLostError":
         return failed_sample(*args, STATUS_ERROR, f"worker process died while scoring: {exc}", scored)
     if name == "TaskRevokedError" or meta.get("status") == "REVOKED":
@@ -296,13 +242,15 @@ class LostSampleWatch(StallWatch):
     def __call__(self) -> None:
         if not self.due():
             return
-        from producer.resume import backend_states, pending_in_broker
+        from producer.resume import backend_states
 
         pending = [i for i in self.messages if i not in self.done]
         try:
+            placement = _view(self.app, self.broker_url).placement()
+            if placement is None:  # RabbitMQ: a confirmed message is never lost; its dead letters are results
+                return
             states = backend_states(self.app, pending)
-            queued, held = pending_in_broker(self.broker_url)
-            in_broker = queued | held
+            in_broker = placement.queued | placement.held
         except Exception:  # noqa: BLE001 - the broker is away: look again at the next check
             return
         lost = {i for i in pending if states.get(i) == "PENDING" and i not in in_broker}
@@ -342,10 +290,48 @@ class MissedResultWatch(StallWatch):
                 self.app.backend.result_consumer.on_state_change(meta, None)
 
 
+class DeadLetterWatch:
+    """Records dead-lettered samples (RabbitMQ's delivery limit) as their failure results, every ``every`` seconds.
+
+    A sample message that every worker holding it died on is dead-lettered by the broker after
+    ``BATT_DELIVERY_LIMIT`` deliveries. This stores a FAILURE (:class:`DeliveryLimitExceeded`) for its task id in
+    the result backend, unless a result is already there, and only then acknowledges the dead letter; the run
+    that waits for the sample (this one, another producer's, or a later ``--resume``) collects it as usual.
+    """
+
+    def __init__(self, app: Celery, every: float = 2.0) -> None:
+        self.app = app
+        self.every = every
+        self.last = 0.0
+        self.view = _view(app)
+
+    def progress(self) -> None:
+        """Results arriving do not delay the look at dead letters."""
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        with contextlib.suppress(Exception):  # the broker is away: look again at the next check
+            self.view.drain_dead_letters(self.app, self.record)
+
+    def record(self, letter: DeadLetter) -> None:
+        from producer.resume import backend_states
+
+        if backend_states(self.app, [letter.task_id]).get(letter.task_id) in states.READY_STATES:
+            return  # it finished after all (stored, then its worker died before acknowledging)
+        times = "" if letter.deliveries is None else f" {letter.deliveries} times"
+        exc = DeliveryLimitExceeded(
+            f"delivered{times} and every worker holding it died or lost the broker (delivery limit reached)"
+        )
+        self.app.backend.mark_as_failure(letter.task_id, exc)
+
+
 def collect(
     results: ResultSet,
     messages: Mapping[str, Mapping[str, Any]],
-    watches: Sequence[NoWorkerWatch | LostSampleWatch | MissedResultWatch] = (),
+    watches: Sequence[NoWorkerWatch | LostSampleWatch | MissedResultWatch | DeadLetterWatch] = (),
     done: set[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield each sample's result as it completes (not in submission order); add its task id to ``done``.

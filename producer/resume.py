@@ -6,9 +6,10 @@ died can then be replaced: ``--resume RUN_ID`` rebuilds the messages from the pl
 finished, keeps waiting for what is still queued or held by a worker, and resubmits only samples that
 are neither finished nor pending anywhere (under a fresh task id, since workers remember revoked ids).
 
-Where a sample is pending is read from the Redis broker itself: the queue's list and kombu's
-``unacked`` hash (messages delivered to a worker and not yet acknowledged, including those of a
-worker that died, which Redis redelivers after the visibility timeout).
+Where a sample is pending is read from the broker itself (:mod:`producer.brokers`): on Redis, the queue's
+list and kombu's ``unacked`` hash place every sample; RabbitMQ shows no message without taking it, so there
+an unfinished sample whose submission the broker confirmed is "queued or running" (it cannot be lost), and
+only an unconfirmed one is resubmitted.
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
+from batt_tasks.config import settings
 from batt_tasks.grids import to_grid
+from batt_tasks.queues import QUEUE
+from producer.brokers import broker_view
 from producer.data import Task
 from producer.errors import UsageError
 from producer.plan import sample_messages
 
-QUEUE = "batt"
-UNACKED_KEY = "unacked"  # kombu's Redis transport default
 FINISHED_STATES = frozenset({"SUCCESS", "FAILURE"})
 
 
@@ -108,33 +111,6 @@ def load_plan(app: Celery, run_id: str) -> Plan:
     return Plan.from_json(raw)
 
 
-def _message_ids(raws: Iterable[bytes | str], nested: bool) -> set[str]:
-    ids: set[str] = set()
-    for raw in raws:
-        try:
-            payload = json.loads(raw)
-            envelope = payload[0] if nested else payload
-            envelope = json.loads(envelope) if isinstance(envelope, str) else envelope
-            ids.add(envelope["headers"]["id"])
-        except (ValueError, KeyError, TypeError, IndexError):
-            continue
-    return ids
-
-
-def pending_in_broker(broker_url: str) -> tuple[set[str], set[str]]:
-    """Task ids of messages waiting in the queue, and of those delivered to a worker and not yet acknowledged."""
-    import redis
-
-    client = redis.Redis.from_url(broker_url)
-    try:
-        # One transaction: a message moving from the queue to unacked between two reads would look lost.
-        with client.pipeline(transaction=True) as pipe:
-            queued, unacked = pipe.lrange(QUEUE, 0, -1).hvals(UNACKED_KEY).execute()
-    finally:
-        client.close()
-    return _message_ids(queued, nested=False), _message_ids(unacked, nested=True)
-
-
 def backend_metas(app: Celery, task_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
     """Each task id's result meta in the backend (None when it has none, or none that decodes), in one MGET."""
     ids = list(task_ids)
@@ -156,30 +132,58 @@ def backend_states(app: Celery, task_ids: Iterable[str]) -> dict[str, str]:
 
 @dataclass
 class RunStatus:
-    """Where each sample of a run is."""
+    """Where each sample of a run is (``unplaced``: queued or running, the broker cannot say which)."""
 
     finished: list[str]
     running: list[str]
     pending: list[str]
     lost: list[str]
+    unplaced: list[str] = field(default_factory=list)
+    depth: str = ""  # the broker's counts of the sample queue, when it gives only counts
 
     def counts(self) -> dict[str, int]:
-        return {k: len(v) for k, v in vars(self).items()}
+        return {k: len(v) for k, v in vars(self).items() if isinstance(v, list)}
+
+    def waiting(self) -> set[str]:
+        """Samples the broker still has (queued, running, or one of the two)."""
+        return set(self.running) | set(self.pending) | set(self.unplaced)
+
+    def line(self, plan: Plan) -> str:
+        """``--status``'s one line."""
+        c = self.counts()
+        total = sum(c.values())
+        where = (
+            f"{c['running']} running, {c['pending']} queued"
+            if not self.depth
+            else f"{c['unplaced']} queued or running (RabbitMQ cannot say which per sample)"
+        )
+        tail = f"; {self.depth}" if self.depth else ""
+        return (
+            f"run {plan.run_id}: {c['finished']}/{total} samples finished, {where}, {c['lost']} lost "
+            f"(resubmitted by --resume); {len(plan.order)} tasks, results in {Path(plan.out) / plan.run_id}{tail}"
+        )
 
 
 def run_status(app: Celery, plan: Plan, broker_url: str) -> RunStatus:
     """Classify every sample of the plan as finished, running (held by a worker: running or reserved),
-    pending (queued) or lost (none of these: --resume submits it again)."""
+    pending (queued), unplaced (queued or running, on a broker that cannot say which) or lost (none of these:
+    --resume submits it again)."""
+    view = broker_view(replace(settings(), broker_url=broker_url))
     states = backend_states(app, plan.task_ids.values())
-    queued, held = pending_in_broker(broker_url)
+    placement = view.placement()
+    submitted = view.submitted(app, plan.run_id) if placement is None else None
     status = RunStatus([], [], [], [])
+    if placement is None:
+        status.depth = view.depth().describe(QUEUE)
     for name, tid in plan.task_ids.items():
         state = states.get(tid, "PENDING")
         if state in FINISHED_STATES:
             status.finished.append(name)
-        elif tid in held:
+        elif placement is None:
+            (status.unplaced if submitted is not None and tid in submitted else status.lost).append(name)
+        elif tid in placement.held:
             status.running.append(name)
-        elif tid in queued:
+        elif tid in placement.queued:
             status.pending.append(name)
         else:
             status.lost.append(name)
