@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from rabbit_proc import RabbitServer, rabbitmq_unavailable_reason  # noqa: E402
 from redis_proc import RedisServer  # noqa: E402
 from workers import ROOT, batt_env  # noqa: E402, F401 - re-exported for tests
 
@@ -49,6 +50,38 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def shared_redis() -> Iterator[RedisServer]:
     """One redis-server for a whole session, for tests that only need a broker (use distinct db numbers)."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def require_rabbitmq() -> None:
+    """Skip (or, under CI=true, fail) when no RabbitMQ test node can start here."""
+    reason = rabbitmq_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must run the RabbitMQ tests, but: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def rabbit_server() -> Iterator[RabbitServer]:
+    """One private RabbitMQ node per test module (startup is slow); tests take a vhost each (``new_vhost``)."""
+    require_rabbitmq()
+    server = RabbitServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def module_redis() -> Iterator[RedisServer]:
+    """One redis-server per test module (the result backend of a RabbitMQ module's runs)."""
     server = RedisServer().start()
     try:
         yield server

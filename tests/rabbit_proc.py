@@ -166,6 +166,34 @@ class RabbitServer:
             wait_for(lambda: _listening(self.mgmt_port), 60, 0.25, "the management listener")
         return self
 
+    def api(self, method: str, path: str, body: dict | None = None) -> object:
+        """Call the management API (JSON) as the node's user."""
+        import base64
+        import json
+        import urllib.request
+
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.management_url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def new_vhost(self, name: str) -> str:
+        """Create a virtual host the node's user may use fully, so a test has queues of its own; its AMQP URL."""
+        self.api("PUT", f"/api/vhosts/{name}", {})
+        self.api("PUT", f"/api/permissions/{name}/{self.user}", {"configure": ".*", "write": ".*", "read": ".*"})
+        return f"amqp://{self.user}:{self.password}@127.0.0.1:{self.port}/{name}"
+
+    def queue(self, vhost: str, name: str) -> dict:
+        """The management API's view of a queue."""
+        return self.api("GET", f"/api/queues/{vhost}/{name}")  # type: ignore[return-value]
+
     def ping(self) -> bool:
         """Whether the AMQP listener accepts a connection and speaks AMQP."""
         try:

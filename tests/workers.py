@@ -36,6 +36,17 @@ def batt_env(redis_url: str, db: int = 0, **extra: str) -> dict[str, str]:
     return env
 
 
+def rabbit_env(amqp_url: str, management_url: str | None, redis_url: str, db: int = 0, **extra: str) -> dict[str, str]:
+    """The environment for a worker or producer with RabbitMQ at ``amqp_url`` as the broker and ``redis_url``'s
+    db ``db`` as the result backend."""
+    env = batt_env(redis_url, db, **extra)
+    env["BATT_BROKER_URL"] = amqp_url
+    env["BATT_RESULT_BACKEND"] = f"{redis_url}/{db}"
+    env["BATT_RABBITMQ_MANAGEMENT_URL"] = management_url or "off"
+    env.update(extra)
+    return env
+
+
 class Worker:
     """A prefork worker subprocess; logs go to ``self.log``."""
 

@@ -63,8 +63,14 @@ class RabbitMQ(BrokerView):
             with socket.create_connection((host, port), timeout=timeout) as s:
                 s.settimeout(timeout)
                 s.sendall(AMQP_HEADER)
-                reply = s.recv(8)
-        except (TimeoutError, OSError) as exc:
+                try:
+                    reply = s.recv(8)
+                except TimeoutError:
+                    raise BrokerUnavailable(
+                        f"{self.shown}: {host}:{port} accepted the connection but did not answer the AMQP greeting "
+                        f"within {timeout:g}s (something other than RabbitMQ listening there, or an overloaded broker)"
+                    ) from None
+        except OSError as exc:
             raise BrokerUnavailable(f"{self.shown}: {exc}") from None
         if reply[:1] == b"\x01":  # a method frame: Connection.Start
             return
@@ -152,28 +158,19 @@ class RabbitMQ(BrokerView):
             return None
 
     def depth(self) -> Depth:
-        vhost = urllib.parse.quote(vhost_of(self.url), safe="")
-        info = self._management(f"/api/queues/{vhost}/{QUEUE}")
-        dead = self._management(f"/api/queues/{vhost}/{urllib.parse.quote(DEAD_LETTER_QUEUE, safe='')}")
-        if info is not None:
-            return Depth(
-                info.get("messages_ready"),
-                info.get("messages_unacknowledged"),
-                info.get("consumers"),
-                None if dead is None else dead.get("messages"),
-            )
+        """Ready messages and consumers over AMQP (exact, now); unacknowledged ones from the management API
+        (its statistics lag by up to its collection interval, 5 s by default; unknown without the API)."""
         from kombu import Connection
 
+        ready = consumers = dead = None
         with Connection(self.url, connect_timeout=self.conf.broker_check_timeout, heartbeat=0) as conn:
-            channel = conn.default_channel
-            try:
-                _, ready, consumers = channel.queue_declare(QUEUE, passive=True)
-            except Exception:  # noqa: BLE001 - no queue yet: nothing submitted
-                return Depth(0, None, 0)
-            dead_count = None
+            with contextlib.suppress(Exception):  # no queue yet: nothing was submitted
+                _, ready, consumers = conn.channel().queue_declare(QUEUE, passive=True)
             with contextlib.suppress(Exception):
-                _, dead_count, _ = conn.channel().queue_declare(DEAD_LETTER_QUEUE, passive=True)
-        return Depth(ready, None, consumers, dead_count)
+                _, dead, _ = conn.channel().queue_declare(DEAD_LETTER_QUEUE, passive=True)
+        vhost = urllib.parse.quote(vhost_of(self.url), safe="")
+        info = self._management(f"/api/queues/{vhost}/{QUEUE}") or {}
+        return Depth(ready, info.get("messages_unacknowledged"), consumers, dead)
 
     # -- what --resume needs ---------------------------------------------------------------------------------
 

@@ -1,0 +1,166 @@
+"""RabbitMQ as the broker (issue 16), against a private rabbitmq-server node and real prefork workers.
+
+One node and one redis-server (the result backend) serve the whole module; each test takes its own
+virtual host, so queues never carry one test's messages into another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from redis_proc import free_port
+from workers import Worker, rabbit_env, run_dir, run_submit, summary, task_lines
+
+pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
+
+IDS = ["007bbfb7", "00d62c1b", "017c7c7b", "025d127b", "045e512c", "0520fde7"]
+_n = itertools.count()
+
+
+@pytest.fixture
+def env(rabbit_server: Any, module_redis: Any) -> dict[str, str]:
+    """A fresh vhost and backend db for one test."""
+    n = next(_n)
+    url = rabbit_server.new_vhost(f"t{n}")
+    return rabbit_env(url, rabbit_server.management_url, module_redis.url, db=n % 15)
+
+
+@pytest.fixture
+def worker(env: dict[str, str]) -> Iterator[Worker]:
+    w = Worker(env, concurrency=2).start()
+    yield w
+    w.stop()
+
+
+def test_distributed_equals_local_on_a_quorum_queue(rabbit_server, env, worker, tmp_path):
+    dist = run_submit(env, "-i", *IDS, "--require-broker", "-q", "--out", str(tmp_path / "d"))
+    assert dist.returncode == 0, dist.stderr
+    local = run_submit(env, "-i", *IDS, "--local", "-q", "--out", str(tmp_path / "l"))
+    assert local.returncode == 0, local.stderr
+    a, b = task_lines(tmp_path / "d"), task_lines(tmp_path / "l")
+    assert sorted(a) == sorted(IDS)
+    for task_id in IDS:
+        for field in sorted(set(a[task_id]) | set(b[task_id])):
+            assert a[task_id].get(field) == b[task_id].get(field), f"{task_id}.{field} differs"
+    assert summary(tmp_path / "d")["mode"] == "distributed"
+    assert (run_dir(tmp_path / "d") / "submission.json").read_text() == (
+        run_dir(tmp_path / "l") / "submission.json"
+    ).read_text()
+    vhost = env["BATT_BROKER_URL"].rsplit("/", 1)[1]
+    queue = rabbit_server.queue(vhost, "batt")
+    args = queue["arguments"]
+    assert args["x-queue-type"] == "quorum" and queue["durable"] is True
+    assert args["x-delivery-limit"] == 5 and args["x-dead-letter-exchange"] == "batt.dead"
+    assert rabbit_server.queue(vhost, "batt.dead")["arguments"]["x-queue-type"] == "quorum"
+    # the run's --status: every sample finished, no traceback
+    done = run_submit(env, "--status", run_dir(tmp_path / "d").name)
+    assert done.returncode == 0, done.stderr
+    total = summary(tmp_path / "d")["samples"]
+    assert f"{total}/{total} samples finished, 0 queued or running" in done.stdout, done.stdout
+    assert "queue batt: 0 ready, 0 unacknowledged, 1 consumers" in done.stdout, done.stdout
+
+
+def test_status_of_queued_samples_and_resume(env, tmp_path):
+    """No worker: the run gives up (exit 2) with its samples in the queue; --status counts them as queued or
+    running (RabbitMQ cannot tell which per sample); --resume with a worker waits for them (none resubmitted)."""
+    out = tmp_path / "o"
+    args = ("-i", "007bbfb7", "--require-broker", "--no-worker-warn", "1", "--no-worker-timeout", "2")
+    gave_up = run_submit(env, *args, "--out", str(out), timeout=60)
+    assert gave_up.returncode == 2, gave_up.stderr
+    run_id = run_dir(out).name
+    status = run_submit(env, "--status", run_id)
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+    assert "0/6 samples finished, 6 queued or running" in status.stdout, status.stdout
+    assert "0 lost" in status.stdout and "queue batt: 6 ready, " in status.stdout and "0 consumers" in status.stdout
+    # the run was cancelled when it gave up: --resume submits its samples again, and finishes them
+    w = Worker(env, concurrency=2).start()
+    try:
+        resumed = run_submit(env, "--resume", run_id, timeout=120)
+    finally:
+        w.stop()
+    assert resumed.returncode == 0, resumed.stderr
+    assert "6 submitted again" in resumed.stderr, resumed.stderr
+    assert summary(out)["samples_done"] == 6
+
+
+def test_guard_deferral_retries_with_countdown_on_a_quorum_queue(env, tmp_path):
+    """Every sample starts under "critical pressure" (100 % of memory must be available), so each is retried
+    with a countdown twice (native delayed delivery through the celery_delayed_* queues), then scored."""
+    env = dict(env, BATT_GUARD_CRITICAL_AVAILABLE_PCT="100", BATT_GUARD_DEFER_SECONDS="1", BATT_RETRY_MAX="2")
+    w = Worker(env, concurrency=2).start()
+    try:
+        done = run_submit(env, "-i", "007bbfb7", "--require-broker", "-q", "--out", str(tmp_path), timeout=120)
+    finally:
+        w.stop()
+    assert done.returncode == 0, done.stderr
+    s = summary(tmp_path)
+    assert s["samples_done"] == s["ok"] == 6
+    text = w.text()
+    assert len(re.findall(r"deferred: .*retry 1/2", text)) == 6, text[-3000:]
+    assert len(re.findall(r"deferred: .*retry 2/2", text)) == 6, text[-3000:]
+    assert "Direct exchanges are not supported" not in text
+
+
+@contextlib.contextmanager
+def _banner_server(banner: bytes) -> Iterator[int]:
+    """A TCP server on a free port that sends ``banner`` to every connection, then closes it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(banner)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def test_broker_check_one_line_errors(rabbit_server, module_redis, env, tmp_path):
+    def one_line_error(url: str, *extra: str) -> str:
+        e = dict(env, BATT_BROKER_URL=url, BATT_BROKER_CHECK_TIMEOUT="2")
+        done = run_submit(e, "-c", "1", "--require-broker", *extra, "--out", str(tmp_path), timeout=60)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+        return lines[0]
+
+    good = env["BATT_BROKER_URL"]
+    wrong = one_line_error(good.replace(rabbit_server.password, "not-the-password"))
+    assert "rejected the credentials" in wrong and "not-the-password" not in wrong
+    assert "virtual host 'nowhere'" in one_line_error(good.rsplit("/", 1)[0] + "/nowhere")
+    assert "unreachable" in one_line_error(f"amqp://batt:x@127.0.0.1:{free_port()}//")
+    silent = one_line_error(f"amqp://batt:x@127.0.0.1:{module_redis.port}//")  # Redis waits for a whole line
+    assert "did not answer the AMQP greeting" in silent, silent
+    with _banner_server(b"SSH-2.0-OpenSSH_9.2\r\n") as port:  # a server that greets first, as SSH does
+        other = one_line_error(f"amqp://batt:x@127.0.0.1:{port}//")
+    assert "something other than RabbitMQ answers" in other and "SSH-2.0" in other, other
+    assert "malformed" in one_line_error("amqp://batt:x@127.0.0.1:notaport//")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_time_limits_are_the_consumer_timeout_s_not_the_visibility_timeout_s(env, worker, tmp_path):
+    """RabbitMQ has no visibility timeout (a -t beyond it runs), but warns beyond its consumer timeout."""
+    e = dict(env, BATT_VISIBILITY_TIMEOUT="5", BATT_BROKER_CONSUMER_TIMEOUT="10")
+    done = run_submit(e, "-i", "007bbfb7", "-t", "8", "--require-broker", "-q", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "beyond the broker's consumer_timeout (10 s, BATT_BROKER_CONSUMER_TIMEOUT)" in done.stderr, done.stderr
+    assert "BATT_VISIBILITY_TIMEOUT" not in done.stderr
