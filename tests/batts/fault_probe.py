@@ -14,6 +14,8 @@ Environment (read on every call, in the worker's pool process):
   - ``slow``: sleeps ``BATT_FAULT_SLOW_SECONDS`` (default 3), so a test can hit it mid-sample;
   - ``hang``: sleeps forever and swallows every exception, the soft time limit's included;
   - ``exit``: ``os._exit(1)``, the pool process vanishes;
+  - ``kill_worker``: SIGKILLs the worker's main process (the pool process's parent), then exits: the whole
+    worker dies on this sample, every time (a "poison" sample);
   - ``segfault``: reads address 0 through ctypes (SIGSEGV);
   - ``memory``: allocates (and touches) ``BATT_FAULT_MEMORY_STEP_MB`` (default 8) every 10 ms, without bound;
     when the time limit stops it, a ``"grew"`` event with ``"mb"`` records how much it held.
@@ -29,6 +31,7 @@ import ctypes
 import hashlib
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -74,6 +77,9 @@ def _misbehave(action: str, note: Callable[..., None]) -> None:
     elif action == "hang":
         _hang()
     elif action == "exit":
+        os._exit(1)
+    elif action == "kill_worker":
+        os.kill(os.getppid(), signal.SIGKILL)
         os._exit(1)
     elif action == "segfault":
         ctypes.string_at(0)

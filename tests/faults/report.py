@@ -44,6 +44,12 @@ SCENARIOS: dict[str, str] = {
     "7b": "batt calls os._exit(1)",
     "7c": "batt segfaults",
     "7d": "batt allocates memory without bound",
+    # issue 16: the broker-dependent scenarios again, with RabbitMQ as the broker (tests/faults/test_fault_rabbitmq.py)
+    "R2": "RabbitMQ: whole worker SIGKILLed mid-run, second worker running",
+    "R4": "RabbitMQ: broker restarted mid-run (durable quorum queue)",
+    "R5": "RabbitMQ: producer SIGKILLed mid-run, then --status and --resume",
+    "R7": "RabbitMQ: a sample kills its whole worker on every delivery",
+    "R8": "RabbitMQ: a sample longer than a visibility timeout would allow",
 }
 
 
