@@ -321,11 +321,15 @@ class DeadLetterWatch:
 
         if backend_states(self.app, [letter.task_id]).get(letter.task_id) in states.READY_STATES:
             return  # it finished after all (stored, then its worker died before acknowledging)
-        times = "" if letter.deliveries is None else f" {letter.deliveries} times"
-        exc = DeliveryLimitExceeded(
-            f"delivered{times} and every worker holding it died or lost the broker (delivery limit reached)"
-        )
-        self.app.backend.mark_as_failure(letter.task_id, exc)
+        if letter.reason == "delivery_limit":
+            limit = self.view.conf.delivery_limit
+            text = (
+                f"delivered {limit + 1} times (x-delivery-limit {limit}, BATT_DELIVERY_LIMIT) and never acknowledged: "
+                "each worker that took it died or lost the broker"
+            )
+        else:
+            text = f"the broker dead-lettered it ({letter.reason})"
+        self.app.backend.mark_as_failure(letter.task_id, DeliveryLimitExceeded(text))
 
 
 def collect(

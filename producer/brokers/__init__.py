@@ -74,10 +74,10 @@ class Depth:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A sample message the broker gave up on: its Celery task id, and how many times it was delivered."""
+    """A sample message the broker gave up on: its Celery task id, and why (``delivery_limit``, ``rejected`` ...)."""
 
     task_id: str
-    deliveries: int | None
+    reason: str
 
 
 class BrokerView:

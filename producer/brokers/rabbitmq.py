@@ -203,13 +203,7 @@ class RabbitMQ(BrokerView):
                 headers = message.headers or {}
                 task_id = headers.get("id")
                 if task_id:
-                    record(DeadLetter(str(task_id), _deliveries(headers)))
+                    record(DeadLetter(str(task_id), str(headers.get("x-first-death-reason") or "unknown")))
                 message.ack()
                 taken += 1
         return taken
-
-
-def _deliveries(headers: dict[str, Any]) -> int | None:
-    """How many times a dead-lettered message was delivered (``x-delivery-count`` + the last delivery)."""
-    count = headers.get("x-delivery-count")
-    return None if count is None else int(count) + 1
