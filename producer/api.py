@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -120,7 +120,12 @@ def _check_seconds(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """One task's result: the fields of its ``results.jsonl`` line (see the README's "Result files")."""
+    """One task's result: the fields of its ``results.jsonl`` line (see the README's "Result files").
+
+    ``programs[cid]`` holds a candidate's ``t_n`` and ``evo``; ``prediction_candidates[i][k]`` is the
+    candidate behind ``predictions[i][k]``; ``differ_solve``/``differ`` are the differ sums of the solve and
+    diff calls. (Lines written before these fields existed read back with them empty.)
+    """
 
     task_id: str
     samples: dict[str, int]
@@ -136,6 +141,9 @@ class TaskResult:
     predictions: list[list[list[list[int]]]]
     solved: bool | None
     seconds: float = 0.0
+    programs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    differ_solve: dict[str, dict[str, int]] = field(default_factory=dict)
+    prediction_candidates: list[list[str]] = field(default_factory=list)
 
     @classmethod
     def from_line(cls, line: Mapping[str, Any]) -> TaskResult:

@@ -4,7 +4,8 @@
   mode; an unreachable one means local fallback; a malformed URL or rejected password is the user's
   mistake (exit 2).
 - :func:`submit` publishes every sample of the run at once over one producer connection, each with the
-  run's time limit as the task's soft and hard limits and a deterministic task id.
+  soft and hard limits covering the sample's two batt calls (each call is limited to ``-t`` in the pool
+  process itself, see :mod:`batt_tasks.call_limit`) and a deterministic task id.
 - :func:`collect` yields sample results in completion order through Celery's native result joining
   (Redis pub/sub), turning task failures (hard time limit, dead pool process, exhausted retries) into
   that sample's ``timeout``/``error`` result; it warns when no worker consumes the queue.
@@ -25,10 +26,10 @@ from celery.result import AsyncResult, ResultSet
 from kombu.utils.url import maybe_sanitize_url
 
 from batt_tasks.sample import cancel_key
-from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, one_line
+from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, one_line, sample_time_limit
 from producer.errors import UsageError
 
-HARD_LIMIT_GRACE = 2.0  # seconds between the soft limit (a timeout result) and the hard kill
+HARD_LIMIT_GRACE = 1.0  # seconds between the soft limit (a timeout result) and the hard kill
 
 
 class BrokerUnavailable(Exception):
@@ -39,9 +40,14 @@ class NoWorker(Exception):
     """No worker consumed the run's samples within ``--no-worker-timeout``."""
 
 
+def soft_limit(time_limit: float) -> float:
+    """Celery's soft time limit of a sample whose batt calls are each limited to ``time_limit``: both calls."""
+    return sample_time_limit(time_limit)
+
+
 def hard_limit(time_limit: float) -> float:
-    """The hard time limit of a sample whose soft limit is ``time_limit``."""
-    return time_limit + HARD_LIMIT_GRACE
+    """Celery's hard time limit (the pool process is killed) of a sample whose calls are limited to ``time_limit``."""
+    return soft_limit(time_limit) + HARD_LIMIT_GRACE
 
 
 def check_time_limit(time_limit: float, visibility_timeout: int) -> None:
@@ -176,7 +182,7 @@ def _publish(task_id: str, m: Mapping[str, Any], time_limit: float, producer: An
     return score_sample.apply_async(
         args=[dict(m)],
         task_id=task_id,
-        soft_time_limit=time_limit,
+        soft_time_limit=soft_limit(time_limit),
         time_limit=hard_limit(time_limit),
         argsrepr=f"{m['task_id']} {m['kind']}[{m['index']}]",
         kwargsrepr=f"run={m['run_id']}",

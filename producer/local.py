@@ -2,9 +2,10 @@
 
 The child is started with the ``spawn`` method (never ``fork``: the producer may already hold
 threads from a Celery/kombu client, and a fork after threads can deadlock). It imports the batt
-once and then scores samples sent over a pipe. The parent waits for each answer at most the
-sample's time limit; a child that overruns (a batt stuck in ``while True`` or in C code) or dies
-is killed and replaced, and the sample is recorded as ``timeout`` or ``error``. No semaphores or
+once and then scores samples sent over a pipe, each batt call limited to ``-t`` inside the child
+(:mod:`batt_tasks.call_limit`). The parent waits for each answer at most the sample's time limit
+(both calls); a child that overruns that (a batt stuck in C code) or dies is killed and replaced, and
+the sample is recorded as ``timeout`` or ``error``. The child is kept for the next run in the process. No semaphores or
 queues are used, so an interrupted run leaves nothing for the resource tracker to complain about.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from batt_tasks.loader import BattLoadError
-from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample
+from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, sample_time_limit
 
 _START_TIMEOUT = 120.0  # seconds a new child may take to import the batt
 
@@ -189,7 +190,7 @@ class LocalRunner:
         if self._conn is None:
             self.start()
         assert self._conn is not None
-        limit = float(message["time_limit"])
+        limit = sample_time_limit(float(message["time_limit"]))  # both calls: each is limited in the child
         scored = message.get("expected") is not None
         args = (message["task_id"], message["kind"], message["index"])
         try:
@@ -202,7 +203,7 @@ class LocalRunner:
             return failed_sample(*args, STATUS_ERROR, f"batt process died (exit code {code})", scored)
         self._reap()
         self.restarts += 1
-        return failed_sample(*args, STATUS_TIMEOUT, f"time limit of {limit:g}s exceeded", scored)
+        return failed_sample(*args, STATUS_TIMEOUT, f"sample time limit of {limit:g}s (both calls) exceeded", scored)
 
     def _reap(self) -> int | None:
         proc, conn = self._proc, self._conn
