@@ -66,6 +66,8 @@ from producer.selection import new_seed, select
 DEFAULT_OUT = "runs"  # out of a new run; a resumed run defaults to its own
 MODES = ("auto", "local", "distributed")
 LOST_RECHECK_SECONDS = 2.0
+WORKERS_SEEN_SECONDS = 10.0  # mode auto: a broker whose workers returned results this recently needs no ping
+_workers_seen: dict[str, float] = {}  # broker URL → when a run in this process last collected a result from it
 
 
 @dataclass
@@ -191,8 +193,11 @@ def _choose_mode(mode: str, conf: Settings, timeout: float) -> str:
             ) from None
         say(f"warning: broker unreachable ({exc}); running in local sequential mode")
         return "local"
-    # one answer is enough: the ping returns as soon as a worker answers, not after its whole timeout
-    if not require and not workers_online(timeout=min(timeout, 1.0), limit=1):
+    # one answer is enough: the ping returns as soon as a worker answers, not after its whole timeout; a
+    # worker that returned results in the last WORKERS_SEEN_SECONDS counts as an answer (no ping per run)
+    seen = _workers_seen.get(conf.broker_url)
+    recent = seen is not None and time.monotonic() - seen < WORKERS_SEEN_SECONDS
+    if not require and not recent and not workers_online(timeout=min(timeout, 1.0), limit=1):
         say(
             f"warning: broker {safe_url(conf.broker_url)} answers but no worker is consuming; running in local "
             "sequential mode (start workers with: celery -A batt_tasks worker, or pass --require-broker to wait "
@@ -436,10 +441,13 @@ class Run:
             self._interrupted()
             raise
         finally:
+            if done:
+                _workers_seen[self._conf.broker_url] = time.monotonic()
             # stopped early (Ctrl-C, no worker, the caller left the loop): workers skip the rest
-            if not finished:
+            pending = [i for i in by_id if i not in done]
+            if not finished and pending:
                 with _signals_ignored():
-                    cancel(state.run_id, plan.generation, [i for i in by_id if i not in done], app)
+                    cancel(state.run_id, plan.generation, pending, app)
             if results is not None:
                 release(results)
 

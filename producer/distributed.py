@@ -86,6 +86,28 @@ def _check_url(url: str) -> str:
     return parts.scheme
 
 
+_check_clients: dict[tuple[str, float], Any] = {}  # one Redis client per broker, reused by every run's check
+
+
+def _redis_client(url: str, timeout: float) -> Any:
+    """The Redis client that checks ``url`` (kept: a search loop checks the broker once per run)."""
+    import redis
+
+    key = (url, timeout)
+    client = _check_clients.get(key)
+    if client is None:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        _check_clients[key] = client
+    return client
+
+
+def _drop_client(url: str, timeout: float) -> None:
+    client = _check_clients.pop((url, timeout), None)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 def check_broker(url: str, timeout: float) -> None:
     """Return when the broker at ``url`` answers within ``timeout`` seconds.
 
@@ -98,7 +120,7 @@ def check_broker(url: str, timeout: float) -> None:
         import redis
 
         try:
-            client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+            client = _redis_client(url, timeout)
         except ValueError as exc:
             raise UsageError(
                 f"BATT_BROKER_URL {shown!r} is malformed ({exc}); use redis://[:password@]host:port/db"
@@ -106,17 +128,18 @@ def check_broker(url: str, timeout: float) -> None:
         try:
             client.ping()
         except redis.exceptions.AuthenticationError as exc:
+            _drop_client(url, timeout)
             raise UsageError(
                 f"broker {shown} rejected the credentials ({exc}); fix the password in BATT_BROKER_URL"
             ) from None
         except redis.exceptions.ResponseError as exc:
+            _drop_client(url, timeout)
             if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
                 raise UsageError(f"broker {shown} needs a password ({exc}); put it in BATT_BROKER_URL") from None
             raise BrokerUnavailable(f"{shown}: {exc}") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            _drop_client(url, timeout)
             raise BrokerUnavailable(f"{shown}: {exc}") from None
-        finally:
-            client.close()
         return
     from kombu import Connection
 
