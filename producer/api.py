@@ -175,6 +175,16 @@ class _Setup:
     resumed: bool = False
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """A mode-choice warning, printed once per process (a search loop would print it at every run)."""
+    if message not in _warned:
+        _warned.add(message)
+        say(message)
+
+
 def _choose_mode(mode: str, conf: Settings, timeout: float) -> str:
     """local (asked for, or no broker, or a broker no worker consumes from) or distributed.
 
@@ -191,14 +201,14 @@ def _choose_mode(mode: str, conf: Settings, timeout: float) -> str:
             raise UsageError(
                 f"broker unreachable ({exc}); start it, fix BATT_BROKER_URL, or drop --require-broker"
             ) from None
-        say(f"warning: broker unreachable ({exc}); running in local sequential mode")
+        _warn_once(f"warning: broker unreachable ({exc}); running in local sequential mode")
         return "local"
     # one answer is enough: the ping returns as soon as a worker answers, not after its whole timeout; a
     # worker that returned results in the last WORKERS_SEEN_SECONDS counts as an answer (no ping per run)
     seen = _workers_seen.get(conf.broker_url)
     recent = seen is not None and time.monotonic() - seen < WORKERS_SEEN_SECONDS
     if not require and not recent and not workers_online(timeout=min(timeout, 1.0), limit=1):
-        say(
+        _warn_once(
             f"warning: broker {safe_url(conf.broker_url)} answers but no worker is consuming; running in local "
             "sequential mode (start workers with: celery -A batt_tasks worker, or pass --require-broker to wait "
             "for them)"

@@ -16,7 +16,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+import types
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,22 @@ def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_resul
                 return
             continue
         conn.send(("result", run_message(message, log_path, max_result_bytes)))
+
+
+@contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Spawn without the caller's ``__main__``: ``spawn`` would run the caller's script again in the child
+    (and a search-loop script without an ``if __name__ == "__main__"`` guard would start a run there).
+    The child needs nothing from it: its target is :func:`_child_main`, imported by name."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 _idle: list[LocalRunner] = []  # at most one runner whose child outlived its run, for the next run to reuse
@@ -160,7 +178,8 @@ class LocalRunner:
         main = threading.current_thread() is threading.main_thread()  # signal.signal works there only
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
-            proc.start()
+            with _main_script_hidden():
+                proc.start()
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)
