@@ -4,7 +4,8 @@
   mode; an unreachable one means local fallback; a malformed URL or rejected password is the user's
   mistake (exit 2).
 - :func:`submit` publishes every sample of the run at once over one producer connection, each with the
-  run's time limit as the task's soft and hard limits and a deterministic task id.
+  soft and hard limits covering the sample's two batt calls (each call is limited to ``-t`` in the pool
+  process itself, see :mod:`batt_tasks.call_limit`) and a deterministic task id.
 - :func:`collect` yields sample results in completion order through Celery's native result joining
   (Redis pub/sub), turning task failures (hard time limit, dead pool process, exhausted retries) into
   that sample's ``timeout``/``error`` result; it warns when no worker consumes the queue.
@@ -33,6 +34,7 @@ from producer.brokers import (  # noqa: F401 - BrokerUnavailable, hard_limit and
     broker_view,
     hard_limit,
     safe_url,
+    soft_limit,
 )
 
 
@@ -120,7 +122,7 @@ def _publish(task_id: str, m: Mapping[str, Any], time_limit: float, producer: An
     return score_sample.apply_async(
         args=[dict(m)],
         task_id=task_id,
-        soft_time_limit=time_limit,
+        soft_time_limit=soft_limit(time_limit),
         time_limit=hard_limit(time_limit),
         argsrepr=f"{m['task_id']} {m['kind']}[{m['index']}]",
         kwargsrepr=f"run={m['run_id']}",

@@ -23,14 +23,20 @@ from urllib.parse import urlsplit
 from kombu.utils.url import maybe_sanitize_url
 
 from batt_tasks.config import AMQP_SCHEMES, Settings
+from batt_tasks.scoring import sample_time_limit
 from producer.errors import UsageError
 
-HARD_LIMIT_GRACE = 2.0  # seconds between the soft limit (a timeout result) and the hard kill
+HARD_LIMIT_GRACE = 1.0  # seconds between the soft limit (a timeout result) and the hard kill
+
+
+def soft_limit(time_limit: float) -> float:
+    """Celery's soft time limit of a sample whose batt calls are each limited to ``time_limit``: both calls."""
+    return sample_time_limit(time_limit)
 
 
 def hard_limit(time_limit: float) -> float:
-    """The hard time limit of a sample whose soft limit is ``time_limit``."""
-    return time_limit + HARD_LIMIT_GRACE
+    """Celery's hard time limit (the pool process is killed) of a sample whose calls are limited to ``time_limit``."""
+    return soft_limit(time_limit) + HARD_LIMIT_GRACE
 
 
 def safe_url(url: str) -> str:

@@ -6,8 +6,10 @@ those of a worker that died, which Redis redelivers after ``BATT_VISIBILITY_TIME
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from batt_tasks.queues import QUEUE
 from producer.brokers import BrokerUnavailable, BrokerView, Depth, Placement, hard_limit
@@ -29,6 +31,28 @@ def _message_ids(raws: Iterable[bytes | str], nested: bool) -> set[str]:
     return ids
 
 
+_check_clients: dict[tuple[str, float], Any] = {}  # one Redis client per broker, reused by every run's check
+
+
+def _check_client(url: str, timeout: float) -> Any:
+    """The Redis client that checks ``url`` (kept: a search loop checks the broker once per run)."""
+    import redis
+
+    key = (url, timeout)
+    client = _check_clients.get(key)
+    if client is None:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        _check_clients[key] = client
+    return client
+
+
+def _drop_client(url: str, timeout: float) -> None:
+    client = _check_clients.pop((url, timeout), None)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 class Redis(BrokerView):
     """A Redis broker (``redis://``, ``rediss://``)."""
 
@@ -38,7 +62,7 @@ class Redis(BrokerView):
         import redis
 
         try:
-            client = redis.Redis.from_url(self.url, socket_connect_timeout=timeout, socket_timeout=timeout)
+            client = _check_client(self.url, timeout)
         except ValueError as exc:
             raise UsageError(
                 f"BATT_BROKER_URL {self.shown!r} is malformed ({exc}); use redis://[:password@]host:port/db"
@@ -46,17 +70,18 @@ class Redis(BrokerView):
         try:
             client.ping()
         except redis.exceptions.AuthenticationError as exc:
+            _drop_client(self.url, timeout)
             raise UsageError(
                 f"broker {self.shown} rejected the credentials ({exc}); fix the password in BATT_BROKER_URL"
             ) from None
         except redis.exceptions.ResponseError as exc:
+            _drop_client(self.url, timeout)
             if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
                 raise UsageError(f"broker {self.shown} needs a password ({exc}); put it in BATT_BROKER_URL") from None
             raise BrokerUnavailable(f"{self.shown}: {exc}") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            _drop_client(self.url, timeout)
             raise BrokerUnavailable(f"{self.shown}: {exc}") from None
-        finally:
-            client.close()
 
     def check_time_limit(self, time_limit: float, warn: Callable[[str], None]) -> None:
         """Refuse a ``-t`` the visibility timeout cannot cover (a sample would be redelivered while running).
