@@ -27,6 +27,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from redis_proc import free_port, wait_for
@@ -50,12 +51,22 @@ def rabbitmq_unavailable_reason() -> str | None:
 class RabbitServer:
     """A rabbitmq-server node; ``start()``/``stop()`` can be repeated (the durable queues keep their messages)."""
 
-    def __init__(self, consumer_timeout_ms: int | None = None, management: bool = True) -> None:
+    def __init__(
+        self,
+        consumer_timeout_ms: int | None = None,
+        management: bool = True,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+        bind: str = "127.0.0.1",
+    ) -> None:
+        """``wrap`` turns a command into one run elsewhere (``Network.command`` of tests/netns.py: a network
+        namespace); ``bind`` is the AMQP listener's address (``0.0.0.0`` to serve other namespaces)."""
         self.port = free_port()
         self.dist_port = free_port()
         self.epmd_port = free_port()
         self.mgmt_port = free_port() if management else None
         self.consumer_timeout_ms = consumer_timeout_ms
+        self.wrap = wrap
+        self.bind = bind
         self.node = f"bq{os.getpid()}x{next(_counter)}@localhost"
         self.user = "batt"
         self.password = secrets.token_hex(12)
@@ -75,7 +86,7 @@ class RabbitServer:
 
     def _write_files(self) -> None:
         conf = [
-            f"listeners.tcp.default = 127.0.0.1:{self.port}",
+            f"listeners.tcp.default = {self.bind}:{self.port}",
             "loopback_users = none",
             f"default_user = {self.user}",
             f"default_pass = {self.password}",
@@ -130,14 +141,22 @@ class RabbitServer:
 
     def _popen_kwargs(self) -> dict[str, object]:
         kw: dict[str, object] = {"env": self.env(), "cwd": str(self.dir)}
-        if self._as_rabbit:
+        if self._as_rabbit and self.wrap is None:
             kw.update(user="rabbitmq", group="rabbitmq", extra_groups=[])
         return kw
+
+    def _argv(self, argv: list[str]) -> list[str]:
+        """``argv`` as run: as the rabbitmq user (when root), inside ``wrap`` (which needs root) when given."""
+        if self.wrap is None:
+            return argv
+        if self._as_rabbit:
+            argv = ["setpriv", "--reuid=rabbitmq", "--regid=rabbitmq", "--clear-groups", "--", *argv]
+        return self.wrap(argv)
 
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run ``rabbitmqctl`` against this node."""
         return subprocess.run(
-            [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            self._argv([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args]),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -146,16 +165,26 @@ class RabbitServer:
 
     def start(self, timeout: float = 120) -> RabbitServer:
         # the node's own epmd, on its own port, started first (the VM would start one itself, racing it)
-        subprocess.run(["epmd", "-daemon"], check=True, timeout=30, **self._popen_kwargs())  # type: ignore[arg-type]
+        subprocess.run(self._argv(["epmd", "-daemon"]), check=True, timeout=30, **self._popen_kwargs())  # type: ignore[arg-type]
         log = open(self.dir / "server.out", "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [str(RABBIT_BIN / "rabbitmq-server")],
+            self._argv([str(RABBIT_BIN / "rabbitmq-server")]),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             **self._popen_kwargs(),  # type: ignore[arg-type]
         )
         log.close()
+        if self.wrap is not None:  # elsewhere: the node's own CLI, run there, says when it is up
+            wait_for(
+                lambda: self.proc.poll() is not None or self.ctl("await_startup", timeout=60).returncode == 0,
+                timeout,
+                1.0,
+                f"rabbitmq node {self.node}",
+            )
+            if self.proc.poll() is not None and self._vm_pid() is None:
+                raise RuntimeError(f"rabbitmq-server exited:\n{self.log_text()[-3000:]}")
+            return self
         wait_for(lambda: self.ping() or self.proc.poll() is not None, timeout, 0.25, f"rabbitmq node {self.node}")
         if not self.ping():
             raise RuntimeError(f"rabbitmq-server exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
@@ -251,7 +280,10 @@ class RabbitServer:
         """Stop the epmd this node started on its own port (never the machine's, which uses another port)."""
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             subprocess.run(
-                ["epmd", "-port", str(self.epmd_port), "-kill"], capture_output=True, timeout=10, env=self.env()
+                self._argv(["epmd", "-port", str(self.epmd_port), "-kill"]),
+                capture_output=True,
+                timeout=10,
+                env=self.env(),
             )
 
     def cleanup(self) -> None:

@@ -164,3 +164,17 @@ def test_time_limits_are_the_consumer_timeout_s_not_the_visibility_timeout_s(env
     assert done.returncode == 0, done.stderr
     assert "beyond the broker's consumer_timeout (10 s, BATT_BROKER_CONSUMER_TIMEOUT)" in done.stderr, done.stderr
     assert "BATT_VISIBILITY_TIMEOUT" not in done.stderr
+
+
+def test_a_classic_batt_queue_from_before_is_a_one_line_error(env, tmp_path):
+    """A ``batt`` queue declared otherwise (Celery's default classic queue, another delivery limit) is refused by
+    RabbitMQ; the producer says how to replace it, in one line, before submitting anything."""
+    from kombu import Connection, Queue
+
+    with Connection(env["BATT_BROKER_URL"]) as conn:
+        Queue("batt", routing_key="batt")(conn.channel()).declare()  # a classic queue, as Celery's default makes
+    done = run_submit(env, "-i", "007bbfb7", "--require-broker", "--out", str(tmp_path), timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "a queue exists with other arguments" in lines[0] and "delete_queue" in lines[0], lines[0]

@@ -128,11 +128,24 @@ class RabbitMQ(BrokerView):
     # -- topology --------------------------------------------------------------------------------------------
 
     def prepare(self, app: Any) -> None:
-        """Declare the sample queue and the dead-letter queue (idempotent) before anything is published."""
+        """Declare the sample queue and the dead-letter queue (idempotent) before anything is published.
+
+        A queue of that name declared with other arguments (a classic ``batt`` queue from before, another
+        ``BATT_DELIVERY_LIMIT``) is refused by RabbitMQ: a :class:`UsageError` saying how to replace it.
+        """
+        import amqp
+
         with app.connection_for_write() as conn:
-            channel = conn.default_channel
-            sample_queue(self.conf.delivery_limit)(channel).declare()
-            dead_letter_queue()(channel).declare()
+            try:
+                for queue in (sample_queue(self.conf.delivery_limit), dead_letter_queue()):
+                    queue(conn.channel()).declare()
+            except amqp.exceptions.PreconditionFailed as exc:
+                raise UsageError(
+                    f"broker {self.shown}: a queue exists with other arguments ({exc.reply_text}); "
+                    f"BATT_DELIVERY_LIMIT must be the same everywhere (it is {self.conf.delivery_limit}); to change "
+                    "the queue, stop the workers, let it drain, delete it (rabbitmqctl delete_queue -p VHOST batt) "
+                    "and start them again"
+                ) from None
 
     # -- where samples are -----------------------------------------------------------------------------------
 

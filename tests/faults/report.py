@@ -48,6 +48,7 @@ SCENARIOS: dict[str, str] = {
     "R2": "RabbitMQ: whole worker SIGKILLed mid-run, second worker running",
     "R4": "RabbitMQ: broker restarted mid-run (durable quorum queue)",
     "R5": "RabbitMQ: producer SIGKILLed mid-run, then --status and --resume",
+    "R6": "RabbitMQ: multi-host, one worker's link cut, then restored",
     "R7": "RabbitMQ: a sample kills its whole worker on every delivery",
     "R8": "RabbitMQ: a sample longer than a visibility timeout would allow",
 }
