@@ -1,14 +1,18 @@
 """Distributed mode: one Celery task per sample on the broker, results collected as they complete.
 
 - :func:`check_broker` decides the mode: a broker that answers within the deadline means distributed
-  mode; an unreachable one means local fallback; a malformed URL or rejected password is the user's
-  mistake (exit 2).
+  mode; an unreachable one means local fallback; a malformed URL, rejected credentials or something
+  other than the broker answering is the user's mistake (exit 2). What is read from the broker itself
+  (Redis or RabbitMQ) lives in :mod:`producer.brokers`.
 - :func:`submit` publishes every sample of the run at once over one producer connection, each with the
   soft and hard limits covering the sample's two batt calls (each call is limited to ``-t`` in the pool
   process itself, see :mod:`batt_tasks.call_limit`) and a deterministic task id.
 - :func:`collect` yields sample results in completion order through Celery's native result joining
   (Redis pub/sub), turning task failures (hard time limit, dead pool process, exhausted retries) into
   that sample's ``timeout``/``error`` result; it warns when no worker consumes the queue.
+- The watches run between result drains: no worker (:class:`NoWorkerWatch`), samples the broker lost
+  (:class:`LostSampleWatch`, Redis), results stored but never announced (:class:`MissedResultWatch`),
+  dead letters to record as results (:class:`DeadLetterWatch`, RabbitMQ).
 - :func:`cancel` revokes a run's pending samples and marks the run cancelled for workers.
 """
 

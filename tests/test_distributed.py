@@ -9,7 +9,17 @@ import time
 
 import pytest
 from redis_proc import free_port, wait_for
-from workers import ROOT, Worker, batt_env, run_dir, run_submit, submit_cmd, summary, task_lines
+from workers import (
+    ROOT,
+    Worker,
+    assert_distributed_equals_local,
+    batt_env,
+    run_dir,
+    run_submit,
+    submit_cmd,
+    summary,
+    task_lines,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -25,21 +35,7 @@ def worker(redis_server):
 
 
 def test_distributed_equals_local(redis_server, worker, tmp_path):
-    env = batt_env(redis_server.url)
-    dist = run_submit(env, "-i", *IDS, "--require-broker", "-q", "--out", str(tmp_path / "d"))
-    assert dist.returncode == 0, dist.stderr
-    local = run_submit(env, "-i", *IDS, "--local", "-q", "--out", str(tmp_path / "l"))
-    assert local.returncode == 0, local.stderr
-    a, b = task_lines(tmp_path / "d"), task_lines(tmp_path / "l")
-    assert sorted(a) == sorted(IDS)
-    for task_id in IDS:
-        for field in sorted(set(a[task_id]) | set(b[task_id])):
-            assert a[task_id].get(field) == b[task_id].get(field), f"{task_id}.{field} differs"
-    assert summary(tmp_path / "d")["mode"] == "distributed"
-    assert summary(tmp_path / "l")["mode"] == "local"
-    sub_d = json.loads((run_dir(tmp_path / "d") / "submission.json").read_text())
-    sub_l = json.loads((run_dir(tmp_path / "l") / "submission.json").read_text())
-    assert sub_d == sub_l
+    assert_distributed_equals_local(batt_env(redis_server.url), IDS, tmp_path)
 
 
 def test_random_draw_same_in_both_modes(redis_server, worker, tmp_path):

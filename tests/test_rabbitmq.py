@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from redis_proc import free_port
-from workers import Worker, rabbit_env, run_dir, run_submit, summary, task_lines
+from workers import Worker, assert_distributed_equals_local, rabbit_env, run_dir, run_submit, summary
 
 pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
 
@@ -40,19 +40,7 @@ def worker(env: dict[str, str]) -> Iterator[Worker]:
 
 
 def test_distributed_equals_local_on_a_quorum_queue(rabbit_server, env, worker, tmp_path):
-    dist = run_submit(env, "-i", *IDS, "--require-broker", "-q", "--out", str(tmp_path / "d"))
-    assert dist.returncode == 0, dist.stderr
-    local = run_submit(env, "-i", *IDS, "--local", "-q", "--out", str(tmp_path / "l"))
-    assert local.returncode == 0, local.stderr
-    a, b = task_lines(tmp_path / "d"), task_lines(tmp_path / "l")
-    assert sorted(a) == sorted(IDS)
-    for task_id in IDS:
-        for field in sorted(set(a[task_id]) | set(b[task_id])):
-            assert a[task_id].get(field) == b[task_id].get(field), f"{task_id}.{field} differs"
-    assert summary(tmp_path / "d")["mode"] == "distributed"
-    assert (run_dir(tmp_path / "d") / "submission.json").read_text() == (
-        run_dir(tmp_path / "l") / "submission.json"
-    ).read_text()
+    out = assert_distributed_equals_local(env, IDS, tmp_path)
     vhost = env["BATT_BROKER_URL"].rsplit("/", 1)[1]
     queue = rabbit_server.queue(vhost, "batt")
     args = queue["arguments"]
@@ -60,9 +48,9 @@ def test_distributed_equals_local_on_a_quorum_queue(rabbit_server, env, worker, 
     assert args["x-delivery-limit"] == 5 and args["x-dead-letter-exchange"] == "batt.dead"
     assert rabbit_server.queue(vhost, "batt.dead")["arguments"]["x-queue-type"] == "quorum"
     # the run's --status: every sample finished, no traceback
-    done = run_submit(env, "--status", run_dir(tmp_path / "d").name)
+    done = run_submit(env, "--status", run_dir(out).name)
     assert done.returncode == 0, done.stderr
-    total = summary(tmp_path / "d")["samples"]
+    total = summary(out)["samples"]
     assert f"{total}/{total} samples finished, 0 queued or running" in done.stdout, done.stdout
     assert "queue batt: 0 ready, 0 unacknowledged, 1 consumers" in done.stdout, done.stdout
 

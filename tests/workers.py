@@ -167,3 +167,23 @@ def task_lines(out: Path) -> dict[str, dict[str, Any]]:
 
 def summary(out: Path) -> dict[str, Any]:
     return json.loads((run_dir(out) / "summary.json").read_text())
+
+
+def assert_distributed_equals_local(env: dict[str, str], ids: list[str], tmp: Path) -> Path:
+    """Run ``ids`` distributed (``--require-broker``) and ``--local`` with ``env``; assert that every task line
+    (but ``seconds``) and ``submission.json`` are equal, field by field. Returns the distributed run's ``--out``."""
+    dist = run_submit(env, "-i", *ids, "--require-broker", "-q", "--out", str(tmp / "d"))
+    assert dist.returncode == 0, dist.stderr
+    local = run_submit(env, "-i", *ids, "--local", "-q", "--out", str(tmp / "l"))
+    assert local.returncode == 0, local.stderr
+    a, b = task_lines(tmp / "d"), task_lines(tmp / "l")
+    assert sorted(a) == sorted(ids)
+    for task_id in ids:
+        for field in sorted(set(a[task_id]) | set(b[task_id])):
+            assert a[task_id].get(field) == b[task_id].get(field), f"{task_id}.{field} differs"
+    assert summary(tmp / "d")["mode"] == "distributed"
+    assert summary(tmp / "l")["mode"] == "local"
+    sub_d = json.loads((run_dir(tmp / "d") / "submission.json").read_text())
+    sub_l = json.loads((run_dir(tmp / "l") / "submission.json").read_text())
+    assert sub_d == sub_l
+    return tmp / "d"

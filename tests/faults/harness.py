@@ -426,3 +426,49 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
             return time.time()
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
+
+
+# --------------------------------------------------------------------------- multi-host (network namespaces)
+
+
+def require_netns() -> None:
+    """Skip a multi-host test where network namespaces are unavailable; with ``CI=true`` as root, fail instead."""
+    import netns
+    import pytest
+
+    reason = netns.netns_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true" and os.geteuid() == 0:
+        pytest.fail(f"CI runs as root, so the multi-host fault test must run, but: {reason}")
+    pytest.skip(f"multi-host fault test needs network namespaces: {reason}")
+
+
+def start_ns_redis(net: Any, host: str, port: int, directory: Path) -> None:
+    """A redis-server (AOF on) in ``host``'s namespace, listening on every address there."""
+    from redis_proc import redis_server_binary
+
+    directory.mkdir(parents=True, exist_ok=True)
+    net.popen(
+        host,
+        [redis_server_binary(), "--port", str(port), "--bind", "0.0.0.0", "--protected-mode", "no",
+         "--dir", str(directory), "--save", "", "--appendonly", "yes", "--logfile", str(directory / "redis.log")],
+    )  # fmt: skip
+
+
+def two_host_run(net: Any, env: Callable[..., dict[str, str]], ids: list[str], out: Path) -> tuple[list[Any], Submit]:
+    """Workers w1 and w2 (2 pool processes each) on host1 and host2, and the producer on the broker host.
+
+    ``env(**extra)`` gives each process's environment. The producer runs with ``--no-worker-warn 600``: it never
+    pings, so what happens to a cut worker's samples is the broker's and the workers' own doing.
+    """
+    from workers import Worker
+
+    workers = []
+    for n in (1, 2):
+        w = Worker(env(BATT_FAULT_NODE=f"w{n}"), concurrency=2, name=f"w{n}")
+        w.args = net.command(f"host{n}", w.args)  # ip netns exec execs: the process is the worker itself
+        workers.append(w)
+    argv = submit_cmd("-i", *ids, "-b", str(PROBE), "-t", "2", "-q", "--require-broker", "--no-worker-warn", "600")
+    run = Submit(env(), out, argv=net.command("broker", [*argv, "--out", str(out)]))
+    return workers, run

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -22,19 +21,19 @@ from typing import Any
 
 import netns
 import pytest
-from redis_proc import redis_server_binary
-from workers import ROOT, Worker, batt_env, submit_cmd
+from workers import ROOT, batt_env
 
 from faults.harness import (
-    PROBE,
     ExecLog,
     Plan,
-    Submit,
     assert_run_scored_all_once,
     fault_tasks,
     outcome_counts,
+    require_netns,
     sample_of,
+    start_ns_redis,
     tally,
+    two_host_run,
     wait_until,
 )
 
@@ -45,18 +44,9 @@ VISIBILITY_TIMEOUT = 12  # with -t 2: 2 × hard limit (2 × 2 + 1 + 1) ≤ 12
 RESTORE_INTERVAL = 1
 
 
-def _require_netns() -> None:
-    reason = netns.netns_unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true" and os.geteuid() == 0:
-        pytest.fail(f"CI runs as root, so the multi-host fault test must run, but: {reason}")
-    pytest.skip(f"multi-host fault test needs network namespaces: {reason}")
-
-
 @pytest.fixture
 def net() -> Iterator[netns.Network]:
-    _require_netns()
+    require_netns()
     netns.reap_stale()
     with netns.Network(subnet="10.213.9.0/24") as network:
         yield network
@@ -83,13 +73,7 @@ def test_link_cut_samples_redelivered_then_restored_no_duplicates(
     net.add_host("broker", aliases=("redis",))
     net.add_host("host1")
     net.add_host("host2")
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    net.popen(
-        "broker",
-        [redis_server_binary(), "--port", str(PORT), "--bind", "0.0.0.0", "--protected-mode", "no",
-         "--dir", str(redis_dir), "--save", "", "--appendonly", "yes", "--logfile", str(redis_dir / "redis.log")],
-    )  # fmt: skip
+    start_ns_redis(net, "broker", PORT, tmp_path / "redis")
     wait_until(lambda: net.run("host1", [sys.executable, "-c", PING], timeout=10).returncode == 0, 20, "redis")
 
     plan = Plan(fault_tasks(60))
@@ -101,21 +85,7 @@ def test_link_cut_samples_redelivered_then_restored_no_duplicates(
         "BATT_RESTORE_INTERVAL": str(RESTORE_INTERVAL),
     }
     url = f"redis://redis:{PORT}"
-    workers: list[Worker] = []
-    for n in (1, 2):
-        w = Worker(batt_env(url, BATT_FAULT_NODE=f"w{n}", **common), concurrency=2, name=f"w{n}")
-        w.args = net.command(f"host{n}", w.args)  # ip netns exec execs: the process is the worker itself
-        workers.append(w)
-    run = Submit(
-        batt_env(url, **common),
-        tmp_path / "out",
-        # --no-worker-warn 600: the producer never pings, so the redelivery is the workers' own doing
-        argv=net.command(
-            "broker",
-            submit_cmd("-i", *plan.ids, "-b", str(PROBE), "-t", "2", "-q", "--require-broker",
-                       "--no-worker-warn", "600", "--out", str(tmp_path / "out")),
-        ),
-    )  # fmt: skip
+    workers, run = two_host_run(net, lambda **extra: batt_env(url, **common, **extra), plan.ids, tmp_path / "out")
     w1, w2 = workers
     try:
         for w in workers:

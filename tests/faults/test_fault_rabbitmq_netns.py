@@ -19,18 +19,18 @@ from typing import Any
 import netns
 import pytest
 from rabbit_proc import RabbitServer
-from redis_proc import redis_server_binary
-from workers import Worker, batt_env, submit_cmd
+from workers import batt_env
 
 from faults.harness import (
-    PROBE,
     ExecLog,
     Plan,
-    Submit,
     assert_run_scored_all_once,
     fault_tasks,
     outcome_counts,
+    require_netns,
+    start_ns_redis,
     tally,
+    two_host_run,
     wait_until,
 )
 
@@ -45,13 +45,7 @@ def net() -> Iterator[netns.Network]:
     from conftest import require_rabbitmq
 
     require_rabbitmq()
-    reason = netns.netns_unavailable_reason()
-    if reason is not None:
-        import os
-
-        if os.environ.get("CI", "").lower() == "true" and os.geteuid() == 0:
-            pytest.fail(f"CI runs as root, so the multi-host fault test must run, but: {reason}")
-        pytest.skip(f"multi-host fault test needs network namespaces: {reason}")
+    require_netns()
     netns.reap_stale()
     with netns.Network(subnet="10.213.10.0/24") as network:
         yield network
@@ -62,13 +56,7 @@ def test_link_cut_samples_returned_after_heartbeat_timeout(net: netns.Network, o
     net.add_host("broker", aliases=("rabbitmq", "redis"))
     net.add_host("host1")
     net.add_host("host2")
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    net.popen(
-        "broker",
-        [redis_server_binary(), "--port", str(REDIS_PORT), "--bind", "0.0.0.0", "--protected-mode", "no",
-         "--dir", str(redis_dir), "--save", "", "--appendonly", "yes", "--logfile", str(redis_dir / "redis.log")],
-    )  # fmt: skip
+    start_ns_redis(net, "broker", REDIS_PORT, tmp_path / "redis")
     rabbit = RabbitServer(management=False, wrap=lambda argv: net.command("broker", argv), bind="0.0.0.0")
     try:
         rabbit.start()
@@ -87,20 +75,7 @@ def test_link_cut_samples_returned_after_heartbeat_timeout(net: netns.Network, o
             e["BATT_RESULT_BACKEND"] = f"redis://redis:{REDIS_PORT}/1"
             return e
 
-        workers: list[Worker] = []
-        for n in (1, 2):
-            w = Worker(env(BATT_FAULT_NODE=f"w{n}"), concurrency=2, name=f"w{n}")
-            w.args = net.command(f"host{n}", w.args)
-            workers.append(w)
-        run = Submit(
-            env(),
-            tmp_path / "out",
-            argv=net.command(
-                "broker",
-                submit_cmd("-i", *plan.ids, "-b", str(PROBE), "-t", "2", "-q", "--require-broker",
-                           "--no-worker-warn", "600", "--out", str(tmp_path / "out")),
-            ),
-        )  # fmt: skip
+        workers, run = two_host_run(net, env, plan.ids, tmp_path / "out")
         w1, w2 = workers
         try:
             for w in workers:
