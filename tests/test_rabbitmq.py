@@ -166,3 +166,4 @@ def test_a_classic_batt_queue_from_before_is_a_one_line_error(env, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "a queue exists with other arguments" in lines[0] and "delete_queue" in lines[0], lines[0]
+    assert list(tmp_path.iterdir()) == []  # refused at the broker check, before any run directory

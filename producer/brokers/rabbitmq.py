@@ -90,21 +90,23 @@ class RabbitMQ(BrokerView):
             self._greet(timeout)
         conn = Connection(self.url, connect_timeout=timeout, heartbeat=0)
         try:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
-        except amqp.exceptions.AccessRefused as exc:
-            raise UsageError(
-                f"broker {self.shown} rejected the credentials ({exc.reply_text.split(' - ')[0]}); "
-                "fix the user and password in BATT_BROKER_URL"
-            ) from None
-        except amqp.exceptions.NotAllowed as exc:
-            raise UsageError(
-                f"broker {self.shown} refused the virtual host {vhost_of(self.url)!r} ({exc.reply_text}); "
-                "create it (rabbitmqctl add_vhost) and grant the user access, or fix BATT_BROKER_URL"
-            ) from None
-        except Exception as exc:  # noqa: BLE001 - any other failure to connect means: no broker here
-            from batt_tasks.scoring import one_line
+            try:
+                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+            except amqp.exceptions.AccessRefused as exc:
+                raise UsageError(
+                    f"broker {self.shown} rejected the credentials ({exc.reply_text.split(' - ')[0]}); "
+                    "fix the user and password in BATT_BROKER_URL"
+                ) from None
+            except amqp.exceptions.NotAllowed as exc:
+                raise UsageError(
+                    f"broker {self.shown} refused the virtual host {vhost_of(self.url)!r} ({exc.reply_text}); "
+                    "create it (rabbitmqctl add_vhost) and grant the user access, or fix BATT_BROKER_URL"
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - any other failure to connect means: no broker here
+                from batt_tasks.scoring import one_line
 
-            raise BrokerUnavailable(f"{self.shown}: {one_line(exc)}") from None
+                raise BrokerUnavailable(f"{self.shown}: {one_line(exc)}") from None
+            self._declare(conn)  # the queues as this producer needs them, or a usage error now, before any run
         finally:
             conn.release()
 
@@ -128,24 +130,26 @@ class RabbitMQ(BrokerView):
     # -- topology --------------------------------------------------------------------------------------------
 
     def prepare(self, app: Any) -> None:
-        """Declare the sample queue and the dead-letter queue (idempotent) before anything is published.
+        """Declare the sample queue and the dead-letter queue (idempotent) before anything is published."""
+        with app.connection_for_write() as conn:
+            self._declare(conn)
 
-        A queue of that name declared with other arguments (a classic ``batt`` queue from before, another
-        ``BATT_DELIVERY_LIMIT``) is refused by RabbitMQ: a :class:`UsageError` saying how to replace it.
-        """
+    def _declare(self, conn: Any) -> None:
+        """Declare both queues; one of that name declared with other arguments (a classic ``batt`` queue from
+        before, another ``BATT_DELIVERY_LIMIT``) is refused by RabbitMQ: a :class:`UsageError` saying how to
+        replace it."""
         import amqp
 
-        with app.connection_for_write() as conn:
-            try:
-                for queue in (sample_queue(self.conf.delivery_limit), dead_letter_queue()):
-                    queue(conn.channel()).declare()
-            except amqp.exceptions.PreconditionFailed as exc:
-                raise UsageError(
-                    f"broker {self.shown}: a queue exists with other arguments ({exc.reply_text}); "
-                    f"BATT_DELIVERY_LIMIT must be the same everywhere (it is {self.conf.delivery_limit}); to change "
-                    "the queue, stop the workers, let it drain, delete it (rabbitmqctl delete_queue -p VHOST batt) "
-                    "and start them again"
-                ) from None
+        try:
+            for queue in (sample_queue(self.conf.delivery_limit), dead_letter_queue()):
+                queue(conn.channel()).declare()
+        except amqp.exceptions.PreconditionFailed as exc:
+            raise UsageError(
+                f"broker {self.shown}: a queue exists with other arguments ({exc.reply_text}); "
+                f"BATT_DELIVERY_LIMIT must be the same everywhere (it is {self.conf.delivery_limit}); to change "
+                "the queue, stop the workers, let it drain, delete it (rabbitmqctl delete_queue -p VHOST batt) "
+                "and start them again"
+            ) from None
 
     # -- where samples are -----------------------------------------------------------------------------------
 
