@@ -150,6 +150,7 @@ def task_lines(out: Path) -> dict[str, dict[str, Any]]:
         line = json.loads(raw)
         assert line["task_id"] not in lines, f"task {line['task_id']} written twice"
         line.pop("seconds", None)
+        line.pop("sample_seconds", None)
         lines[line["task_id"]] = line
     return lines
 
