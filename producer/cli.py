@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop (exit 2) when no worker has consumed samples for this long (default: wait)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
+    run.add_argument(
+        "--report", action="store_true", help="write report.html (see batt-report) into the run directory at the end"
+    )
     again = p.add_argument_group("runs already submitted")
     again.add_argument(
         "--resume",
@@ -317,6 +320,10 @@ def _run(args: argparse.Namespace) -> int:
     writer.finish(summary, order)
     if not args.quiet:
         out_console.print(summary_table(summary))
+    if args.report:
+        from producer.report import report_after_run  # here: the report's imports cost a run without it
+
+        report_after_run(writer.dir, args.quiet)
     if state.interrupted:
         say(
             f"interrupted: {summary['tasks_done']} finished tasks kept in {writer.dir}; "
