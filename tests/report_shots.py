@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         a, b = two_runs(Path(tmp))
         report = write_report(a, against=b)
-        with browser(1200, 1000) as driver:
+        with browser(1200, 1800) as driver:
             driver.get(report.path.as_uri())
             element_png(driver, "#overview", args.png)
             problems = console(driver)
