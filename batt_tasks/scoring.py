@@ -24,6 +24,9 @@ DIFFER_MIN, DIFFER_MAX = 0, 1000
 
 STATUS_OK, STATUS_ERROR, STATUS_TIMEOUT = "ok", "error", "timeout"
 
+# The fields of a task line that are measurements, not results: runs of the same work differ only in these.
+TIMING_FIELDS = ("seconds", "sample_seconds")
+
 
 class BattProtocolError(Exception):
     """The batt returned something that is not ``(o, s)`` in the protocol's shape."""
