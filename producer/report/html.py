@@ -49,7 +49,8 @@ figure{margin:0;padding:4px;background:#eeeff6;border-radius:4px}
 figcaption{font-size:12px;color:#444;max-width:160px;overflow-wrap:anywhere}
 .pair{display:flex;gap:4px;align-items:center}.arrow{color:#888}
 svg.g{display:block;shape-rendering:crispEdges}
-.ok{color:#2a8a3a;font-weight:700}.bad{color:#c0392b;font-weight:700}.side{font-weight:700;min-width:1.5em}
+.ok{color:#2a8a3a;font-weight:700}.bad{color:#c0392b;font-weight:700}
+.side{font-weight:700;margin-left:12px;padding-left:8px;border-left:3px solid #999}
 .hbar{display:inline-block;height:10px;background:#4a7bd0}
 .fail{color:#a00}ul{margin:4px 0}
 """
@@ -232,22 +233,19 @@ def _attempts(line: Line, index: int, expected: GridLike | None, side: str = "")
 
 
 def _tests(task: Task | None, lines: Sequence[tuple[str, Line]]) -> str:
-    """Each test input: the input and expected output (when known), then each run's attempts on it."""
+    """One row per test input: the input, the expected output (when known), then each run's attempts on it."""
     first = lines[0][1]
     parts = []
     for i in range(first["samples"]["test"]):
-        given: list[str] = []
+        row: list[str] = []
         expected = None
         if task is not None and i < len(task.test):
             test_in, expected = task.test[i]
-            given.append(_figure(test_in, f"test {i + 1} input"))
-            given.append(_figure(expected, "expected") if expected is not None else _hidden())
-        if len(lines) == 1:  # one run: input, expected and attempts on one row
-            parts.append(f'<div class="row">{"".join(given + _attempts(lines[0][1], i, expected))}</div>')
-            continue
-        parts.append(f'<div class="row">{"".join(given)}</div>')
+            row.append(_figure(test_in, f"test {i + 1} input"))
+            row.append(_figure(expected, "expected") if expected is not None else _hidden())
         for side, line in lines:
-            parts.append(f'<div class="row">{"".join(_attempts(line, i, expected, side))}</div>')
+            row.extend(_attempts(line, i, expected, side))
+        parts.append(f'<div class="row">{"".join(row)}</div>')
     return "".join(parts)
 
 
