@@ -30,6 +30,7 @@ from producer.report.stats import (
     candidate_stats,
     histogram,
     outcome,
+    sample_costs,
 )
 from tests.test_cli_local import BATTS, ROOT, cli_cmd, cli_env, default_sigint, same_task, wait_for, write_tasks
 
@@ -368,3 +369,16 @@ def test_report_of_a_real_run_draws_each_attempt(tmp_path: Path) -> None:
                 assert grid in drawn
     # rewriting from the same files gives the same page
     assert write_report(folder).path.read_text(encoding="utf-8") == page
+
+
+def test_runs_from_before_attempt_candidates_and_sample_costs_still_report(small: Path) -> None:
+    raw = [json.loads(x) for x in (small / "results.jsonl").read_text().splitlines()]
+    for line in raw:
+        del line["attempt_candidates"], line["sample_seconds"]
+    (small / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in raw))
+    run = load_run(small)
+    costs, exact = sample_costs(run.lines.values())
+    assert not exact and len(costs) == 8 and costs[0] == pytest.approx(run.lines[NASTY_ID]["seconds"] / 2)
+    page = build_html(run, *load_run_tasks(run))
+    assert "predates per-sample timings" in page
+    assert "attempt 1 <span" in section(page, "near") and "by <code>" not in section(page, "near")
