@@ -189,7 +189,7 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
     - ``train_perfect``: candidates that matched every train sample.
     - ``differ``: per candidate and differ, the clamped differ scores summed over samples.
     - ``predictions``: per test input, up to 2 distinct outputs of the best candidates by train score,
-      ties broken by candidate id; ``attempt_candidates``: per test input, the candidate each attempt is
+      ties broken by candidate id; ``prediction_candidates``: per test input, the candidate each attempt is
       from (the best-ranked one that gave that output).
     - ``solved``: every test output is among its attempts (ARC Prize rule); None when a test output is unknown.
     - ``sample_seconds``: each sample's cost (train samples, then test samples), for cost histograms.
@@ -217,7 +217,7 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
     train_perfect = [c for c in sorted(train_scores) if all_train_ok and train_scores[c] == MATCH_SCORE * len(train)]
 
     predictions: list[list[list[list[int]]]] = []
-    attempt_candidates: list[list[str]] = []
+    prediction_candidates: list[list[str]] = []
     solved_each: list[bool | None] = []
     for r in test:
         owner: dict[str, int] = {}
@@ -225,16 +225,16 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
             for cid in ids:
                 owner.setdefault(cid, n)
         chosen: list[int] = []
-        chosen_by: list[str] = []
+        by: list[str] = []
         for cid in ranking:
             n = owner.get(cid)
             if n is not None and n not in chosen:
                 chosen.append(n)
-                chosen_by.append(cid)
+                by.append(cid)
                 if len(chosen) == 2:
                     break
         predictions.append([_output_json(r["outputs"][n][0]) for n in chosen])
-        attempt_candidates.append(chosen_by)
+        prediction_candidates.append(by)
         if not r["scored"]:
             solved_each.append(None)
         else:
@@ -259,7 +259,7 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
         "train_perfect": train_perfect,
         "differ": {c: dict(sorted(differ[c].items())) for c in sorted(differ)},
         "predictions": predictions,
-        "attempt_candidates": attempt_candidates,
+        "prediction_candidates": prediction_candidates,
         "solved": None if not solved_each or None in solved_each else all(solved_each),
         "seconds": round(sum(float(r.get("seconds", 0.0)) for r in train + test), 6),
         "sample_seconds": [round(float(r.get("seconds", 0.0)), 6) for r in train + test],

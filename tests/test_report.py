@@ -371,10 +371,10 @@ def test_report_of_a_real_run_draws_each_attempt(tmp_path: Path) -> None:
     assert write_report(folder).path.read_text(encoding="utf-8") == page
 
 
-def test_runs_from_before_attempt_candidates_and_sample_costs_still_report(small: Path) -> None:
+def test_runs_from_before_prediction_candidates_and_sample_costs_still_report(small: Path) -> None:
     raw = [json.loads(x) for x in (small / "results.jsonl").read_text().splitlines()]
     for line in raw:
-        del line["attempt_candidates"], line["sample_seconds"]
+        del line["prediction_candidates"], line["sample_seconds"]
     (small / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in raw))
     run = load_run(small)
     costs, exact = sample_costs(run.lines.values())

@@ -219,7 +219,7 @@ def _attempt_caption(n: int, grid: GridLike, expected: GridLike | None, by: str 
 
 def _attempts(line: Line, index: int, expected: GridLike | None, side: str = "") -> list[str]:
     predictions = line["predictions"][index] if index < len(line["predictions"]) else []
-    authors = line.get("attempt_candidates") or []
+    authors = line.get("prediction_candidates") or []
     by = authors[index] if index < len(authors) else []
     figures = [
         _figure(grid, _attempt_caption(n, grid, expected, by[n - 1] if n <= len(by) else None), expected)
