@@ -382,3 +382,22 @@ def test_runs_from_before_prediction_candidates_and_sample_costs_still_report(sm
     page = build_html(run, *load_run_tasks(run))
     assert "predates per-sample timings" in page
     assert "attempt 1 <span" in section(page, "near") and "by <code>" not in section(page, "near")
+
+
+def test_api_writes_the_report_and_compares_runs(tmp_path: Path) -> None:
+    from producer import RunOptions, UsageError, score_batt
+
+    data = write_tasks(tmp_path / "data", {"same0001": same_task([[1, 2]]), "same0002": same_task([[3]])})
+    opts = RunOptions(data=str(data), batt=str(BATTS / "slow.py"), out=str(tmp_path / "runs"), mode="local", quiet=True)
+    with score_batt(opts, report=True) as first:
+        assert len(list(first)) == 2
+    assert first.dir is not None and (first.dir / "report.html").is_file()  # RunOptions.report, as --report
+    second = score_batt(opts, ids=["same0001"])
+    assert [r.task_id for r in second] == ["same0001"]
+    report = second.report(against=first.run_id)  # a run id beside this run
+    assert report.path == second.dir / f"report-vs-{first.run_id}.html"
+    assert report.comparison is not None
+    assert report.comparison.line().startswith("+0 solved, −0 lost, 0 tasks only in A, 1 only in B")
+    assert "1 → 1 solved of 1 shared tasks" in report.comparison.line()
+    with pytest.raises(UsageError, match="out=None"):
+        score_batt(opts, out=None).report()

@@ -104,12 +104,10 @@ def load_run(path: Path) -> Run:
 
 
 def _sources(options: dict[str, Any]) -> list[tuple[str, str]]:
-    """(data, split) pairs to load: ``--data`` may be one value or a list, ``--split`` may be ``both``."""
+    """(data, split) of each source to load: ``--data`` may be one value or a list (``--data`` repeated)."""
     data = options.get("data")
-    datas = data if isinstance(data, list) else [data]
     split = str(options.get("split") or "train")
-    splits = ("train", "eval") if split == "both" else (split,)
-    return [(str(d), s) for d in datas if d for s in splits]
+    return [(str(d), split) for d in (data if isinstance(data, list) else [data]) if d]
 
 
 def load_run_tasks(run: Run) -> tuple[dict[str, Task], str | None]:
