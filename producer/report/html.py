@@ -11,6 +11,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from batt_tasks.scoring import MATCH_SCORE
 from producer.data import Task
 from producer.report.compare import Comparison
 from producer.report.grids import GridLike, diff_cells, grid_svg, palette_css
@@ -99,7 +100,7 @@ def _facts(run: Run) -> str:
         ("data", e(run.data_label())),
         ("batt", f"<code>{e(o.get('batt', '?'))}</code>"),
         ("selection", e(selection)),
-        ("time limit", e(_seconds(o.get("timeout")) if o.get("timeout") else "?")),
+        ("time limit per call", e(_seconds(o.get("timeout")) if o.get("timeout") else "?")),
         (
             "solved / scored / total",
             f'<span id="solved">{e(s.get("solved", 0))}</span> / <span id="scored">{e(s.get("tasks_scored", 0))}'
@@ -125,7 +126,7 @@ def _cands_cell(line: Line) -> str:
     if not best:
         return "–"
     n_train = line["samples"]["train"]
-    return "<br>".join(f"<code>{e(c)}</code> {tr // 1000}/{n_train} · {te // 1000}" for c, tr, te in best)
+    return "<br>".join(f"<code>{e(c)}</code> {tr // MATCH_SCORE}/{n_train} · {te // MATCH_SCORE}" for c, tr, te in best)
 
 
 def _task_table(lines: Sequence[Line], anchors: _Anchors) -> str:
