@@ -401,3 +401,33 @@ def test_api_writes_the_report_and_compares_runs(tmp_path: Path) -> None:
     assert "1 → 1 solved of 1 shared tasks" in report.comparison.line()
     with pytest.raises(UsageError, match="out=None"):
         score_batt(opts, out=None).report()
+
+
+def test_a_400_task_report_stays_under_10_mb(tmp_path: Path) -> None:
+    """Size, not time (times are benchmarks: bench/report_html.py): every ARC-AGI-1 training task with two
+    attempts per test input, the second differing from the expected output in every cell."""
+    from producer.data import load_tasks
+
+    tasks = load_tasks("arc-agi-1", "train")
+    lines = []
+    for tid, task in tasks.items():
+        expected = [[list(row) for row in (out or inp)] for inp, out in task.test]
+        wrong = [[[(c + 1) % 10 for c in row] for row in grid] for grid in expected]
+        n = len(task.train) + len(task.test)
+        lines.append(
+            {
+                "task_id": tid,
+                "samples": {"train": len(task.train), "test": len(task.test)},
+                **{"ok": n, "errors": 0, "timeouts": 0, "failures": [], "candidates": 500},
+                "train_scores": {f"cand_{k}": 1000 * len(task.train) for k in range(5)},
+                "test_scores": {"cand_0": 1000 * len(task.test)},
+                "train_perfect": [f"cand_{k}" for k in range(5)],
+                "predictions": [[good, bad] for good, bad in zip(expected, wrong, strict=True)],
+                "prediction_candidates": [["cand_0", "cand_1"] for _ in expected],
+                **{"solved": True, "seconds": 0.1 * n, "sample_seconds": [0.1] * n},
+            }
+        )
+    run = load_run(make_run(tmp_path / "big", lines, "arc-agi-1"))
+    page = build_html(run, tasks)
+    assert len(tasks) == 400 and page.count('<section class="task"') == 400
+    assert len(page.encode()) < 10_000_000, len(page.encode())
