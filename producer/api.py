@@ -22,6 +22,7 @@ one process share the Celery app, its connections and the local batt process.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -30,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batt_tasks.config import Settings, settings
 from batt_tasks.loader import DEFAULT_BATT, resolve
@@ -64,6 +65,9 @@ from producer.resume import Plan, RunStatus, load_plan, resubmission_id, run_sta
 from producer.run import RunState, drive
 from producer.selection import new_seed, select
 
+if TYPE_CHECKING:
+    from producer.report import Report
+
 DEFAULT_OUT = "runs"  # out of a new run; a resumed run defaults to its own
 MODES = ("auto", "local", "distributed")
 LOST_RECHECK_SECONDS = 2.0
@@ -88,9 +92,11 @@ class RunOptions:
     - ``no_worker_warn``/``no_worker_timeout``: ``--no-worker-warn``/``--no-worker-timeout``.
     - ``resume``: the run id of a distributed run to reattach to (``--resume``); selection options are ignored,
       and ``out=None`` means the run's own directory.
+    - ``report``: write ``report.html`` (see ``batt-report``) into the run directory when the run ends, also
+      when it ends early (``--report``); a report that cannot be written is a warning, never the run's failure.
     """
 
-    data: str | Sequence[str] = "arc-agi-1"
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = "arc-agi-1"
     split: str = "train"
     count: int = 0
     start: int = 0
@@ -105,6 +111,7 @@ class RunOptions:
     no_worker_warn: float = 5.0
     no_worker_timeout: float | None = None
     resume: str | None = None
+    report: bool = False
 
     def check(self) -> None:
         """Raise :class:`UsageError` for an option no run can use."""
@@ -127,7 +134,8 @@ class TaskResult:
 
     ``programs[cid]`` holds a candidate's ``t_n`` and ``evo``; ``prediction_candidates[i][k]`` is the
     candidate behind ``predictions[i][k]``; ``differ_solve``/``differ`` are the differ sums of the solve and
-    diff calls. (Lines written before these fields existed read back with them empty.)
+    diff calls; ``sample_seconds`` each sample's cost, train samples then test samples. (Lines written
+    before these fields existed read back with them empty.)
     """
 
     task_id: str
@@ -147,6 +155,7 @@ class TaskResult:
     programs: dict[str, dict[str, Any]] = field(default_factory=dict)
     differ_solve: dict[str, dict[str, int]] = field(default_factory=dict)
     prediction_candidates: list[list[str]] = field(default_factory=list)
+    sample_seconds: list[float] = field(default_factory=list)
 
     @classmethod
     def from_line(cls, line: Mapping[str, Any]) -> TaskResult:
@@ -218,8 +227,11 @@ def _choose_mode(mode: str, conf: Settings, timeout: float) -> str:
     return "distributed"
 
 
-def _data_label(data: str | Sequence[str]) -> str | list[str]:
-    return data if isinstance(data, str) else (list(data)[0] if len(data) == 1 else list(data))
+def _data_label(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> str | list[str]:
+    if isinstance(data, (str, os.PathLike)):
+        return os.fspath(data)
+    sources = [os.fspath(d) for d in data]
+    return sources[0] if len(sources) == 1 else sources
 
 
 def _new_setup(opts: RunOptions, conf: Settings) -> _Setup:
@@ -228,7 +240,8 @@ def _new_setup(opts: RunOptions, conf: Settings) -> _Setup:
     drawn = opts.count < 0 and not opts.ids and seed is None
     if drawn:
         seed = new_seed()
-    ids = select(tasks.keys(), opts.count, opts.start, seed, list(opts.ids) if opts.ids else None)
+    wanted = [opts.ids] if isinstance(opts.ids, str) else list(opts.ids or [])  # one id given as a string
+    ids = select(tasks.keys(), opts.count, opts.start, seed, wanted or None)
     if drawn:  # printed even when quiet: without it the draw could not be repeated
         say(f"seed {seed} (repeat this draw with --seed {seed})")
     batt = resolve(opts.batt)
@@ -243,7 +256,7 @@ def _new_setup(opts: RunOptions, conf: Settings) -> _Setup:
         "count": opts.count,
         "start": opts.start,
         "seed": seed,
-        "ids": list(opts.ids) if opts.ids else None,
+        "ids": wanted or None,
         "batt": batt,
         "timeout": opts.timeout,
     }
@@ -310,7 +323,9 @@ class Run:
     A Ctrl-C (or ``NoWorker``) during the run is raised to the caller after that cleanup.
     """
 
-    def __init__(self, setup: _Setup, conf: Settings, quiet: bool, watch: tuple[float, float | None]) -> None:
+    def __init__(
+        self, setup: _Setup, conf: Settings, quiet: bool, watch: tuple[float, float | None], report: bool = False
+    ) -> None:
         self.run_id = setup.run_id
         self.mode = setup.mode
         self.options = setup.options
@@ -320,6 +335,7 @@ class Run:
         self._conf = conf
         self._quiet = quiet
         self._watch = watch
+        self._report = report
         self._writer = RunWriter(setup.base, setup.run_id)
         # The batt is imported once before any work (in a spawned child), so a batt that cannot be imported
         # stops the run with a BattLoadError in either mode; local mode goes on using that child.
@@ -391,6 +407,21 @@ class Run:
                 self._runner.release(force=not complete)
                 self.summary = self._state.summary()
                 self._writer.finish(self.summary, self.order)
+                if self._report and self.dir is not None:
+                    from producer.report import report_after_run  # here: its imports cost a run without it
+
+                    report_after_run(self.dir, self._quiet)
+
+    def report(self, against: str | Path | None = None, output: str | Path | None = None) -> Report:
+        """Write this run's HTML report, as ``batt-report`` does, and return it (``.path``, and with ``against``
+        — a run directory, or a run id beside this run — ``.comparison.line()``). Ends the run first, as
+        :meth:`close` does, if it is still going."""
+        from producer.report import write_report
+
+        if self.dir is None:
+            raise UsageError("this run writes no files (out=None), so it has no report; pass out=DIR")
+        self.close()
+        return write_report(self.dir, against, output, out=str(self.dir.parent))
 
     # ------------------------------------------------------------------------------------------- the work
 
@@ -512,7 +543,7 @@ def score_batt(options: RunOptions | None = None, /, **kwargs: Any) -> Run:
     opts.check()
     conf = settings()
     setup = _resume_setup(opts, conf) if opts.resume else _new_setup(opts, conf)
-    return Run(setup, conf, opts.quiet, (opts.no_worker_warn, opts.no_worker_timeout))
+    return Run(setup, conf, opts.quiet, (opts.no_worker_warn, opts.no_worker_timeout), opts.report)
 
 
 __all__ = ["DEFAULT_OUT", "MODES", "Run", "RunOptions", "TaskResult", "score_batt", "status"]

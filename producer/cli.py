@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop (exit 2) when no worker has consumed samples for this long (default: wait)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
+    run.add_argument(
+        "--report", action="store_true", help="write report.html (see batt-report) into the run directory at the end"
+    )
     again = p.add_argument_group("runs already submitted")
     again.add_argument(
         "--resume",
@@ -162,6 +165,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         no_worker_warn=args.no_worker_warn,
         no_worker_timeout=args.no_worker_timeout,
         resume=args.resume,
+        report=args.report,
     )
 
 

@@ -25,18 +25,25 @@ from producer.errors import UsageError
 EMPTY_ATTEMPT = [[0]]  # what the ARC Prize format expects when a candidate gave no attempt
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON to ``path`` through a temporary file and a rename."""
+def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (permissions ``mode``, else 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(value, separators=(",", ":")))  # dumps: C encoder; json.dump streams in Python
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path`` through a temporary file and a rename."""
+    write_text_atomic(path, json.dumps(value, separators=(",", ":")))  # dumps: C encoder; json.dump streams
 
 
 def prepare_out(out: str) -> Path:
