@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 from redis_proc import free_port, wait_for
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -303,16 +304,11 @@ def _listening(port: int | None) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    # a zombie counts as gone
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    return False
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -472,3 +472,13 @@ def two_host_run(net: Any, env: Callable[..., dict[str, str]], ids: list[str], o
     argv = submit_cmd("-i", *ids, "-b", str(PROBE), "-t", "2", "-q", "--require-broker", "--no-worker-warn", "600")
     run = Submit(env(), out, argv=net.command("broker", [*argv, "--out", str(out)]))
     return workers, run
+
+
+def stop_workers_keep_logs(workers: Iterable[Any], keep: Path) -> None:
+    """SIGKILL each worker's tree and move its log into ``keep`` (the test's tmp_path, which pytest keeps)."""
+    import shutil
+
+    for w in workers:
+        w.kill()
+        with contextlib.suppress(OSError):
+            shutil.move(w.log, keep / f"worker-{w.node.split('@')[0]}.log")

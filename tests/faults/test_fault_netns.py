@@ -10,9 +10,7 @@ root it fails instead, so CI can never skip it silently.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from faults.harness import (
     require_netns,
     sample_of,
     start_ns_redis,
+    stop_workers_keep_logs,
     tally,
     two_host_run,
     wait_until,
@@ -116,10 +115,7 @@ def test_link_cut_samples_redelivered_then_restored_no_duplicates(
         w1_alive = w1.proc is not None and w1.proc.poll() is None
     finally:
         run.kill()
-        for w in workers:
-            w.kill()
-            with contextlib.suppress(OSError):
-                shutil.move(w.log, tmp_path / f"worker-{w.node.split('@')[0]}.log")
+        stop_workers_keep_logs(workers, tmp_path)
 
     t = tally(run.run_dir(), plan)
     runs = log.runs_per_sample()

@@ -9,8 +9,6 @@ Needs root (skipped otherwise, but with ``CI=true`` as root it fails instead).
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +27,7 @@ from faults.harness import (
     outcome_counts,
     require_netns,
     start_ns_redis,
+    stop_workers_keep_logs,
     tally,
     two_host_run,
     wait_until,
@@ -99,10 +98,7 @@ def test_link_cut_samples_returned_after_heartbeat_timeout(net: netns.Network, o
             w1_alive = w1.proc is not None and w1.proc.poll() is None
         finally:
             run.kill()
-            for w in workers:
-                w.kill()
-                with contextlib.suppress(OSError):
-                    shutil.move(w.log, tmp_path / f"worker-{w.node.split('@')[0]}.log")
+            stop_workers_keep_logs(workers, tmp_path)
     finally:
         rabbit.stop()
 
