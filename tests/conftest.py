@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from rabbit_proc import RabbitServer, rabbitmq_unavailable_reason  # noqa: E402
+from rabbit_proc import RabbitServer, require_rabbitmq  # noqa: E402
 from redis_proc import RedisServer  # noqa: E402
 from workers import ROOT, batt_env  # noqa: E402, F401 - re-exported for tests
 
@@ -55,16 +55,6 @@ def shared_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.cleanup()
-
-
-def require_rabbitmq() -> None:
-    """Skip (or, under CI=true, fail) when no RabbitMQ test node can start here."""
-    reason = rabbitmq_unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI must run the RabbitMQ tests, but: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

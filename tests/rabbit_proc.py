@@ -49,6 +49,18 @@ def rabbitmq_unavailable_reason() -> str | None:
     return None
 
 
+def require_rabbitmq() -> None:
+    """Skip the calling test (or, under CI=true, fail it) when no RabbitMQ test node can start here."""
+    import pytest
+
+    reason = rabbitmq_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must run the RabbitMQ tests, but: {reason}")
+    pytest.skip(reason)
+
+
 class RabbitServer:
     """A rabbitmq-server node; ``start()``/``stop()`` can be repeated (the durable queues keep their messages)."""
 

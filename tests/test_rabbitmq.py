@@ -167,3 +167,52 @@ def test_a_classic_batt_queue_from_before_is_a_one_line_error(env, tmp_path):
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "a queue exists with other arguments" in lines[0] and "delete_queue" in lines[0], lines[0]
     assert list(tmp_path.iterdir()) == []  # refused at the broker check, before any run directory
+
+
+def test_flower_shows_the_samples_of_a_run_on_rabbitmq(env, worker, tmp_path):
+    """Flower, pointed at RabbitMQ like the workers, lists every sample of a run by name and state (task events)."""
+    import base64
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    from redis_proc import wait_for
+    from workers import ROOT
+
+    port = free_port()
+    log = open(tmp_path / "flower.log", "w")  # noqa: SIM115 - closed below
+    flower = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "batt_tasks", "flower", f"--port={port}", "--address=127.0.0.1"],
+        env=dict(env, FLOWER_BASIC_AUTH="u:p"),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    token = base64.b64encode(b"u:p").decode()
+
+    def api(path: str) -> dict:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    def answers() -> bool:
+        try:
+            return worker.node in api("/api/workers?refresh=1")
+        except OSError:
+            return False
+
+    try:
+        wait_for(answers, 60, 0.5, "Flower to see the worker")
+        done = run_submit(env, "-i", "007bbfb7", "--require-broker", "-q", "--out", str(tmp_path / "o"))
+        assert done.returncode == 0, done.stderr
+        wait_for(
+            lambda: sum(t.get("state") == "SUCCESS" for t in api("/api/tasks").values()) == 6, 60, 0.5, "6 samples"
+        )
+        tasks = api("/api/tasks").values()
+        assert {t["name"] for t in tasks} == {"batt.score_sample"}
+        assert {t["args"] for t in tasks} == {f"007bbfb7 train[{i}]" for i in range(5)} | {"007bbfb7 test[0]"}
+    finally:
+        flower.terminate()
+        flower.wait(15)
+        log.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 import netns
 import pytest
-from rabbit_proc import RabbitServer
+from rabbit_proc import RabbitServer, require_rabbitmq
 from workers import batt_env
 
 from faults.harness import (
@@ -41,8 +41,6 @@ HEARTBEAT = 10  # BATT_BROKER_HEARTBEAT's default, set explicitly so the bound b
 
 @pytest.fixture
 def net() -> Iterator[netns.Network]:
-    from conftest import require_rabbitmq
-
     require_rabbitmq()
     require_netns()
     netns.reap_stale()
