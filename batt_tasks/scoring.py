@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ MATCH_SCORE = 1000
 DIFFER_MIN, DIFFER_MAX = 0, 1000
 
 STATUS_OK, STATUS_ERROR, STATUS_TIMEOUT = "ok", "error", "timeout"
+TRACEBACK_MAX_CHARS = 4000  # a failed sample's result keeps the last this many characters of its traceback
 
 
 class BattProtocolError(Exception):
@@ -34,6 +36,12 @@ def one_line(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     text = " ".join(text.split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def traceback_text(exc: BaseException, limit: int = TRACEBACK_MAX_CHARS) -> str:
+    """``exc``'s formatted traceback, keeping its last ``limit`` characters (where it was raised)."""
+    text = "".join(traceback.format_exception(exc))
+    return text if len(text) <= limit else "...\n" + text[-(limit - 4) :]
 
 
 def sample_key(task_id: str, kind: str, index: int) -> str:
@@ -132,6 +140,7 @@ def score_sample(
         raise
     except Exception as exc:  # noqa: BLE001 - any batt failure is this sample's error, never the run's
         result.update(status=STATUS_ERROR, error=one_line(exc), candidates=0, matched=[], differ=[], outputs=[])
+        result["traceback"] = traceback_text(exc)
     result["seconds"] = round(time.perf_counter() - started, 6)
     return result
 
@@ -154,10 +163,14 @@ def failed_sample(task_id: str, kind: str, index: int, status: str, error: str, 
 
 
 def bound_size(result: dict[str, Any], max_bytes: int) -> dict[str, Any]:
-    """Return ``result``, or an ``error`` result saying it was too large when its JSON exceeds ``max_bytes``."""
+    """Return ``result``, or an ``error`` result saying it was too large when its JSON exceeds ``max_bytes``.
+
+    A failed sample's traceback is dropped first when that is enough to fit."""
     size = len(json.dumps(result, separators=(",", ":")))
     if size <= max_bytes:
         return result
+    if "traceback" in result:
+        return bound_size({k: v for k, v in result.items() if k != "traceback"}, max_bytes)
     return failed_sample(
         result["task_id"],
         result["kind"],

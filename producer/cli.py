@@ -39,10 +39,21 @@ from producer.distributed import (
     submit,
     workers_online,
 )
-from producer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SAMPLE_ERRORS, EXIT_USAGE, Interrupted, UsageError
+from producer.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SAMPLE_ERRORS,
+    EXIT_USAGE,
+    Interrupted,
+    StopRun,
+    UsageError,
+)
+from producer.failures import FailureTracker
+from producer.help_text import EPILOG, version
 from producer.local import LocalRunner
 from producer.plan import new_run_id, sample_counts, sample_messages
-from producer.progress import RunProgress, out_console, say, summary_table
+from producer.plan_file import find_plan_file, local_status, save_plan_file
+from producer.progress import RunProgress, err_console, out_console, say, summary_table
 from producer.results import RunWriter, prepare_out
 from producer.resume import Plan, RunStatus, load_plan, resubmission_id, run_status, sample_name, save_plan
 from producer.run import RunState, drive
@@ -67,12 +78,25 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-errors {text!r} is not a whole number; pass N >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--max-errors {value}: pass a number of samples >= 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``batt-submit`` argument parser."""
     p = _Parser(
         prog="batt-submit",
         description="Score every candidate of a batt on every sample of ARC tasks, on a Celery cluster or locally.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sel = p.add_argument_group("task selection")
     sel.add_argument(
         "-c",
@@ -134,15 +158,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop (exit 2) when no worker has consumed samples for this long (default: wait)",
     )
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
+    run.add_argument(
+        "--max-errors",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="stop (exit 1, finished tasks kept) once N samples failed; by default the run stops when the "
+        "first 20 samples all failed with the same message; 0: never stop for failures",
+    )
+    run.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only the run directory (one line on stdout); errors still go to stderr",
+    )
+    run.add_argument("--json", action="store_true", help="print summary.json on stdout at the end (table on stderr)")
     again = p.add_argument_group("runs already submitted")
     again.add_argument(
         "--resume",
         metavar="RUN_ID",
-        help="reattach to a distributed run whose producer died: collect what finished, "
-        "resubmit what was lost, write the same result files",
+        help="continue a run that stopped (Ctrl-C, --max-errors, a producer that died): collect what finished, "
+        "run or resubmit the rest, write the same result files; a local run (or one whose broker is gone) "
+        "is found in --out/RUN_ID/plan.json and continues locally, or on a cluster if one is available",
     )
-    again.add_argument("--status", metavar="RUN_ID", help="print a distributed run's progress without collecting")
+    again.add_argument(
+        "--status", metavar="RUN_ID", help="print a run's progress without collecting (local runs: from --out)"
+    )
     return p
 
 
@@ -202,7 +243,8 @@ class _Setup:
     order: list[str]
     messages: list[dict[str, Any]]
     base: Path
-    plan: Plan | None = None
+    plan: Plan
+    from_file: bool = False  # a resumed run whose plan came from its plan.json, not the result backend
 
 
 def _new_setup(args: argparse.Namespace, conf: Settings) -> _Setup:
@@ -231,37 +273,57 @@ def _new_setup(args: argparse.Namespace, conf: Settings) -> _Setup:
         "timeout": args.timeout,
     }
     messages = sample_messages(run_id, tasks, ids, batt, args.timeout)
-    plan = None
-    if mode == "distributed":
-        task_ids = {sample_name(m): sample_task_id(m) for m in messages}
-        plan = Plan(run_id, options, ids, {t: tasks[t] for t in ids}, str(base.resolve()), task_ids)
+    task_ids = {sample_name(m): sample_task_id(m) for m in messages}
+    plan = Plan(run_id, options, ids, {t: tasks[t] for t in ids}, str(base.resolve()), task_ids)
     return _Setup(run_id, mode, options, ids, messages, base, plan)
 
 
-def _broker_or_fail(conf: Settings, what: str) -> None:
+def _find_plan(run_id: str, out: str | None, conf: Settings, what: str) -> tuple[Plan, bool]:
+    """The plan of ``run_id``: from the result backend when the broker answers and has it, else from
+    ``--out/RUN_ID/plan.json``. Returns (plan, whether it came from the file)."""
+    from batt_tasks.celery import app
+
     try:
         check_broker(conf.broker_url, conf.broker_check_timeout)
+        unreachable = None
     except BrokerUnavailable as exc:
+        unreachable = exc
+    if unreachable is None:
+        try:
+            return load_plan(app, run_id), False
+        except UsageError as exc:
+            missing: Exception = exc
+    plan = find_plan_file(out or DEFAULT_OUT, run_id)
+    if plan is not None:
+        return plan, True
+    where = Path(out or DEFAULT_OUT) / run_id / "plan.json"
+    if unreachable is not None:
         raise UsageError(
-            f"{what} needs the broker, which is unreachable ({exc}); start it or fix BATT_BROKER_URL"
-        ) from None
+            f"{what} {run_id}: no {where}, and the broker is unreachable ({unreachable}); pass the run's --out, "
+            "or start the broker"
+        )
+    raise UsageError(f"{missing}; nor is there a {where} (pass the run's --out)")
 
 
 def _resume_setup(args: argparse.Namespace, conf: Settings) -> _Setup:
-    from batt_tasks.celery import app
-
-    _broker_or_fail(conf, "--resume")
-    plan = load_plan(app, args.resume)
+    plan, from_file = _find_plan(args.resume, args.out, conf, "--resume")
     plan.generation += 1
     base = prepare_out(args.out or plan.out)
-    return _Setup(plan.run_id, "distributed", plan.options, plan.order, plan.messages(), base, plan)
+    mode = "distributed"
+    if from_file:
+        mode = _choose_mode(args, conf.broker_url, conf.broker_check_timeout)
+        if mode == "distributed":
+            check_time_limit(plan.options["timeout"], conf.visibility_timeout)
+    return _Setup(plan.run_id, mode, plan.options, plan.order, plan.messages(), base, plan, from_file)
 
 
 def _status(args: argparse.Namespace, conf: Settings) -> int:
     from batt_tasks.celery import app
 
-    _broker_or_fail(conf, "--status")
-    plan = load_plan(app, args.status)
+    plan, from_file = _find_plan(args.status, args.out, conf, "--status")
+    if from_file:
+        print(local_status(plan, Path(args.out or DEFAULT_OUT).expanduser() / plan.run_id))
+        return EXIT_OK
     status = run_status(app, plan, conf.broker_url)
     counts = status.counts()
     total = sum(counts.values())
@@ -291,45 +353,60 @@ def _run(args: argparse.Namespace) -> int:
         raise
     if setup.mode == "distributed":
         runner.close()
+    save_plan_file(writer.dir, setup.plan)  # --resume/--status find the run here, without the broker
     collector = Collector(sample_counts(messages))
     for line in writer.tasks.values():
         collector.mark_done(line)
-    state = RunState(run_id, setup.mode, setup.options, order, collector, writer)
+    failures = FailureTracker(writer.dir / "errors.log", say, args.max_errors)
+    failures.seed(writer.tasks.values())
+    state = RunState(run_id, setup.mode, setup.options, order, collector, writer, failures=failures)
     verb = "resuming" if args.resume else "run"
     say(f"{verb} {run_id}: {len(order)} tasks, {len(messages)} samples, {setup.mode} mode → {writer.dir}", args.quiet)
+    if args.quiet and not args.json:
+        print(writer.dir, flush=True)  # the one line a script needs: where the results go
+    todo = [m for m in messages if m["task_id"] not in collector.done_tasks]
     code = EXIT_OK
     try:
         with RunProgress(
             len(messages), len(order), args.quiet, collector.samples_done, len(collector.done_tasks)
         ) as progress:
             if setup.mode == "local":
-                drive(state, (runner.run(m) for m in messages), progress)
+                drive(state, (runner.run(m) for m in todo), progress)
             else:
-                assert setup.plan is not None
-                code = _run_distributed(args, conf, state, setup.plan, messages, progress)
+                code = _run_distributed(args, conf, state, setup.plan, messages, progress, setup.from_file)
     except (KeyboardInterrupt, Interrupted):
         _quiet_signals()
         state.interrupted = True
         runner.close(force=True)
+    except StopRun as exc:
+        state.stopped = str(exc)
     finally:
         runner.close()
     summary = state.summary()
     writer.finish(summary, order)
+    if args.json:
+        print((writer.dir / "summary.json").read_text(encoding="utf-8"), flush=True)
     if not args.quiet:
-        out_console.print(summary_table(summary))
-    if state.interrupted:
-        say(
-            f"interrupted: {summary['tasks_done']} finished tasks kept in {writer.dir}; "
-            f"continue with: batt-submit --resume {run_id}"
-        )
-        return EXIT_INTERRUPTED
+        (err_console if args.json else out_console).print(summary_table(summary))
+    again = f"batt-submit --resume {run_id}"
+    if setup.base.resolve() != Path(DEFAULT_OUT).resolve():
+        again += f" --out {setup.base}"
+    if state.interrupted or state.stopped:
+        why = "interrupted" if state.interrupted else f"stopped: {state.stopped}"
+        say(f"{why}; {summary['tasks_done']} finished tasks kept in {writer.dir}; continue with: {again}")
+        return EXIT_INTERRUPTED if state.interrupted else EXIT_SAMPLE_ERRORS
     if code != EXIT_OK:
         return code
     return EXIT_SAMPLE_ERRORS if summary["errors"] or summary["timeouts"] else EXIT_OK
 
 
 def _jobs(
-    args: argparse.Namespace, conf: Settings, plan: Plan, messages: list[dict[str, Any]], done_tasks: set[str]
+    args: argparse.Namespace,
+    conf: Settings,
+    plan: Plan,
+    messages: list[dict[str, Any]],
+    done_tasks: set[str],
+    fresh: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], list[str], dict[str, dict[str, Any]]]:
     """Split a run's samples into those to submit now and those to wait for (already queued or running).
 
@@ -338,7 +415,7 @@ def _jobs(
     from batt_tasks.celery import app
 
     by_name = {sample_name(m): m for m in messages if m["task_id"] not in done_tasks}
-    if not args.resume:
+    if not args.resume or fresh:
         jobs = {plan.task_ids[n]: m for n, m in by_name.items()}
         return jobs, [], dict(jobs)
     status = run_status(app, plan, conf.broker_url)
@@ -373,11 +450,14 @@ def _run_distributed(
     plan: Plan,
     messages: list[dict[str, Any]],
     progress: RunProgress,
+    fresh: bool = False,
 ) -> int:
-    """Record the plan, submit the samples, then collect results as they complete; cancel what is left on a stop."""
+    """Record the plan, submit the samples, then collect results as they complete; cancel what is left on a stop.
+
+    ``fresh``: a resumed run that was never submitted to this cluster (its plan came from plan.json)."""
     from batt_tasks.celery import app
 
-    jobs, waiting, by_id = _jobs(args, conf, plan, messages, set(state.collector.done_tasks))
+    jobs, waiting, by_id = _jobs(args, conf, plan, messages, set(state.collector.done_tasks), fresh)
     save_plan(app, plan)  # before submitting: a producer that dies mid-submission can be resumed
     done: set[str] = set()
     watches = (
@@ -394,7 +474,7 @@ def _run_distributed(
         cancel(state.run_id, plan.generation, [i for i in by_id if i not in done], app)
         say(f"batt-submit: error: {exc}; results so far kept in {state.writer.dir}")
         return EXIT_USAGE
-    except (KeyboardInterrupt, Interrupted):
+    except (KeyboardInterrupt, Interrupted, StopRun):
         _quiet_signals()
         cancel(state.run_id, plan.generation, [i for i in by_id if i not in done], app)
         raise
@@ -408,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``batt-submit``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.ids and (args.count or args.start):
+        parser.error("-i/--ids names the tasks itself; drop -c/-s, or drop -i")
     with _sigterm_interrupts():
         try:
             return _run(args)

@@ -191,9 +191,14 @@ def result_set(submitted: Sequence[AsyncResult], waiting: Sequence[str], app: Ce
 
 
 def failure_result(message: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The sample result of a task that ended without returning one (FAILURE or REVOKED)."""
+    """The sample result of a task that ended without returning one (FAILURE or REVOKED).
+
+    A sample that failed inside the batt (or timed out softly) carries its own result in the exception."""
     exc = meta.get("result")
     name = type(exc).__name__ if isinstance(exc, BaseException) else str(meta.get("status"))
+    carried = exc.args[0] if name == "SampleFailed" and exc.args else None  # type: ignore[union-attr]
+    if isinstance(carried, dict) and carried.get("task_id") == message["task_id"]:
+        return carried  # an error/timeout sample the worker stored as FAILURE (batt_tasks.sample.SampleFailed)
     scored = message.get("expected") is not None
     args = (message["task_id"], message["kind"], message["index"])
     if name == "TimeLimitExceeded":

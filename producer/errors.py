@@ -14,3 +14,7 @@ class UsageError(Exception):
 
 class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived; the run stops, keeps what is written and exits 130."""
+
+
+class StopRun(Exception):
+    """The run stops early (``--max-errors``, or every early sample failed alike): exit code 1, results kept."""
