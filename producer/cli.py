@@ -324,12 +324,15 @@ def _status(args: argparse.Namespace, conf: Settings) -> int:
     if from_file:
         print(local_status(plan, Path(args.out or DEFAULT_OUT).expanduser() / plan.run_id))
         return EXIT_OK
-    status = run_status(app, plan, conf.broker_url)
+    mark = app.backend.get(cancel_key(plan.run_id))
+    stopped = mark is not None and int(mark) >= plan.generation
+    status = run_status(app, plan, conf.broker_url, stopped)
     counts = status.counts()
     total = sum(counts.values())
     print(
         f"run {plan.run_id}: {counts['finished']}/{total} samples finished, {counts['running']} running, "
-        f"{counts['pending']} queued, {counts['lost']} lost (resubmitted by --resume); "
+        f"{counts['pending']} queued, {counts['cancelled']} cancelled, {counts['lost']} lost "
+        "(cancelled and lost ones are submitted again by --resume); "
         f"{len(plan.order)} tasks, results in {Path(plan.out) / plan.run_id}"
     )
     return EXIT_OK

@@ -43,8 +43,12 @@ def local_status(plan: Plan, run_dir: Path) -> str:
     samples = sum(len(t.train) + len(t.test) for t in plan.tasks.values())
     finished = sum(line["samples"]["train"] + line["samples"]["test"] for line in done)
     failed = sum(line["errors"] + line["timeouts"] for line in done)
+    left = (
+        "complete"
+        if len(done) == len(plan.order)
+        else f"not running here; continue with: batt-submit --resume {plan.run_id} --out {run_dir.parent}"
+    )
     return (
         f"run {plan.run_id} (from {run_dir / PLAN_FILE}): {len(done)}/{len(plan.order)} tasks finished, "
-        f"{finished}/{samples} samples ({failed} failed), results in {run_dir}; "
-        f"continue with: batt-submit --resume {plan.run_id} --out {run_dir.parent}"
+        f"{finished}/{samples} samples ({failed} failed), results in {run_dir}; {left}"
     )
