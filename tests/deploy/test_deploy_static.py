@@ -376,3 +376,20 @@ def test_docs_warn_about_unauthenticated_flower_endpoints() -> None:
         text = path.read_text()
         assert "/metrics" in text and "/healthcheck" in text, path
         assert re.search(r"without (any )?auth", text, re.I) or "WITHOUT" in text, path
+
+
+def test_no_worker_command_turns_the_heartbeat_off(config: dict[str, Any]) -> None:
+    """Task events are off by default and Flower turns them on, which a worker started with
+    --without-heartbeat silently refuses: no shipped worker command, unit or documented command has it."""
+    assert "--without-heartbeat" not in config["services"]["worker"]["command"]
+    assert "--without-heartbeat" not in DOCKERFILE.read_text()
+    for unit in UNITS:
+        assert "--without-heartbeat" not in " ".join(_unit(unit)["Service.ExecStart"]), unit
+    commands = [
+        line
+        for doc in (REPO / "README.md", REPO / "deploy" / "README.md")
+        for line in doc.read_text().splitlines()
+        if re.search(r"celery .*worker", line)
+    ]
+    assert commands, "no worker command found in the READMEs"
+    assert not [line for line in commands if "--without-heartbeat" in line], commands
