@@ -29,6 +29,17 @@ class SampleFailed(Exception):  # noqa: N818 - named for what it reports, as Cel
         return f"SampleFailed({str(self)!r})"
 
 
+def carried_result(value: Any) -> dict[str, Any] | None:
+    """The sample result a :class:`SampleFailed` carries, as a client gets it back from the result backend
+    (Celery rebuilds the exception from its name and arguments, as this class or a stand-in of that name);
+    None for anything else."""
+    if isinstance(value, BaseException) and type(value).__name__ == "SampleFailed" and value.args:
+        carried = value.args[0]
+        if isinstance(carried, dict) and "status" in carried:
+            return carried
+    return None
+
+
 def cancel_key(run_id: str) -> str:
     """The result-backend key that marks a run as cancelled: it holds the newest generation of samples to skip."""
     return f"batt-run-cancelled-{run_id}"

@@ -24,7 +24,7 @@ from celery import Celery, states
 from celery.result import AsyncResult, ResultSet
 from kombu.utils.url import maybe_sanitize_url
 
-from batt_tasks.sample import cancel_key
+from batt_tasks.sample import cancel_key, carried_result
 from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, one_line
 from producer.errors import UsageError
 
@@ -202,9 +202,9 @@ def failure_result(message: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[
     A sample that failed inside the batt (or timed out softly) carries its own result in the exception."""
     exc = meta.get("result")
     name = type(exc).__name__ if isinstance(exc, BaseException) else str(meta.get("status"))
-    carried = exc.args[0] if name == "SampleFailed" and exc.args else None  # type: ignore[union-attr]
-    if isinstance(carried, dict) and carried.get("task_id") == message["task_id"]:
-        return carried  # an error/timeout sample the worker stored as FAILURE (batt_tasks.sample.SampleFailed)
+    carried = carried_result(exc)  # an error/timeout sample the worker stored as FAILURE
+    if carried is not None and carried.get("task_id") == message["task_id"]:
+        return carried
     scored = message.get("expected") is not None
     args = (message["task_id"], message["kind"], message["index"])
     if name == "TimeLimitExceeded":

@@ -393,3 +393,13 @@ def test_no_worker_command_turns_the_heartbeat_off(config: dict[str, Any]) -> No
     ]
     assert commands, "no worker command found in the READMEs"
     assert not [line for line in commands if "--without-heartbeat" in line], commands
+
+
+def test_readme_quick_start_logs_at_info_and_says_how_to_reach_flowers_api() -> None:
+    """The non-Docker quick start: workers at -l INFO (start-up notices, one line per sample), and how
+    Flower's API is reached (credentials, or FLOWER_UNAUTHENTICATED_API on loopback only)."""
+    text = (REPO / "README.md").read_text()
+    quick = text[text.index("A cluster on one machine, without Docker") : text.index("With Docker Compose")]
+    workers = [line for line in quick.splitlines() if re.search(r"celery -A batt_tasks worker", line)]
+    assert workers and all(re.search(r"(-l|--loglevel[= ])INFO", line) for line in workers), workers
+    assert "FLOWER_BASIC_AUTH" in quick and "FLOWER_UNAUTHENTICATED_API" in quick
