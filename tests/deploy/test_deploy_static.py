@@ -401,5 +401,5 @@ def test_readme_quick_start_logs_at_info_and_says_how_to_reach_flowers_api() -> 
     text = (REPO / "README.md").read_text()
     quick = text[text.index("A cluster on one machine, without Docker") : text.index("With Docker Compose")]
     workers = [line for line in quick.splitlines() if re.search(r"celery -A batt_tasks worker", line)]
-    assert workers and all(re.search(r"(-l|--loglevel[= ])INFO", line) for line in workers), workers
+    assert workers and all(re.search(r"(-l |--loglevel[= ])INFO", line) for line in workers), workers
     assert "FLOWER_BASIC_AUTH" in quick and "FLOWER_UNAUTHENTICATED_API" in quick
