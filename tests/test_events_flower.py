@@ -205,6 +205,9 @@ def test_flower_lists_every_sample_with_its_final_state(env: dict[str, str], flo
     assert done.returncode == 1, done.stderr
     run = summary(out)
     assert (run["errors"], run["timeouts"], run["ok"]) == (2, 2, 4)
+    # each kind announced once during the run, counted in the summary
+    assert done.stderr.count("error boom0001 ") == 1 and done.stderr.count("timeout hang0001 ") == 1, done.stderr
+    assert {(k["status"], k["count"]) for k in run["error_kinds"]} == {("error", 2), ("timeout", 2)}
     lines = task_lines(out)
     assert lines["boom0001"]["failures"][0]["error"] == "ValueError: boom on purpose in boom0001"
     assert "time limit of 1s exceeded" in lines["hang0001"]["failures"][0]["error"]
