@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from batt_tasks.call_limit import CallTimeout, call_limit
 from batt_tasks.grids import to_grid
 from batt_tasks.loader import load_batt
 from batt_tasks.scoring import bound_size, score_sample
@@ -57,8 +58,13 @@ def run_message(
     log_path: str | None,
     max_result_bytes: int,
     reraise: tuple[type[BaseException], ...] = (),
+    timeouts: tuple[type[BaseException], ...] = (),
 ) -> dict[str, Any]:
-    """Load the message's batt (cached per process), score the sample and bound the result's size."""
+    """Load the message's batt (cached per process), score the sample and bound the result's size.
+
+    Each batt call is limited to the message's ``time_limit`` (:mod:`batt_tasks.call_limit`); ``timeouts``
+    are further exceptions that mean "out of time" (the worker's soft limit).
+    """
     batt = load_batt(message["batt"])
     S, I, expected = protocol_args(message)  # noqa: E741 - the protocol's name
     result = score_sample(
@@ -71,5 +77,7 @@ def run_message(
         kind=message["kind"],
         index=message["index"],
         reraise=reraise,
+        call_limit=call_limit(float(message["time_limit"])),
+        timeouts=(CallTimeout, *timeouts),
     )
     return bound_size(result, max_result_bytes)

@@ -2,7 +2,8 @@
 
 ``score_sample`` receives one self-contained sample message (see :mod:`producer.plan`), loads the
 batt (cached per pool process), scores the sample and returns the compact result of
-:func:`batt_tasks.scoring.score_sample`. A soft time limit becomes a ``timeout`` result; the hard
+:func:`batt_tasks.scoring.score_sample`. Each batt call is limited to the message's ``time_limit``; the
+soft time limit (both calls) becomes a ``timeout`` result; the hard
 limit, a dead pool process or exhausted retries end the task as a failure that the producer records
 as that sample's ``timeout``/``error`` result. Nothing a batt does stops the run.
 
@@ -26,7 +27,7 @@ from batt_tasks import guard
 from batt_tasks.celery import app
 from batt_tasks.config import settings
 from batt_tasks.sample import SampleFailed, cancel_key, run_message
-from batt_tasks.scoring import STATUS_OK, STATUS_TIMEOUT, failed_sample, one_line, traceback_text
+from batt_tasks.scoring import STATUS_OK, STATUS_TIMEOUT, failed_sample, one_line, sample_time_limit, traceback_text
 
 logger = get_task_logger(__name__)
 
@@ -93,7 +94,8 @@ def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
             raise self.retry(countdown=_conf.guard_defer_seconds)
         logger.warning("guard: sample %s runs under critical pressure (%s): no retries left", key, reason)
     try:
-        result = run_message(message, None, _conf.max_result_bytes, reraise=(SoftTimeLimitExceeded,))
+        # the soft limit covers both batt calls: reached in the diff call, it keeps the solve call's results
+        result = run_message(message, None, _conf.max_result_bytes, timeouts=(SoftTimeLimitExceeded,))
         if guard.thread_error_in_result(result):
             if self.request.retries >= self.max_retries:
                 result["error"] = guard.thread_exhaustion_message(self.request.retries)
@@ -101,14 +103,14 @@ def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
             logger.warning("guard: sample %s hit %r; retrying with backoff", key, guard.THREAD_START_RESULT_ERROR)
             raise guard.ThreadStartError(f"{key}: {guard.THREAD_START_MESSAGE}")
     except SoftTimeLimitExceeded as exc:
-        limit = message.get("time_limit")
+        limit = sample_time_limit(float(message["time_limit"]))
         scored = message.get("expected") is not None
         result = failed_sample(
             message["task_id"],
             message["kind"],
             message["index"],
             STATUS_TIMEOUT,
-            f"time limit of {limit:g}s exceeded",
+            f"sample time limit of {limit:g}s (both calls) exceeded",
             scored,
         )
         result["traceback"] = traceback_text(exc)  # where the batt was when its time ran out

@@ -33,11 +33,13 @@ def _kind(result: Mapping[str, Any]) -> Kind:
 
 
 class FailureTracker:
-    """Counts a run's failed samples by kind, announces and logs the first of each, and applies the stop rule."""
+    """Counts a run's failed samples by kind, announces and logs the first of each, and applies the stop rule.
+
+    ``log_path`` None: nothing is logged (a run without files)."""
 
     def __init__(
         self,
-        log_path: Path,
+        log_path: Path | None,
         announce: Callable[[str], None],
         max_errors: int | None = None,
         window: int = SAME_ERROR_WINDOW,
@@ -78,12 +80,15 @@ class FailureTracker:
         if self.max_errors and self.failed >= self.max_errors:
             raise StopRun(f"--max-errors {self.max_errors}: {self.failed} samples failed")
         if self.window and self.finished == self.window and len(self._early) == 1 and kind is not None:
+            where = f" (traceback in {self.log_path})" if self.log_path is not None else ""
             raise StopRun(
                 f"the first {self.window} samples all failed with the same {kind[0]} ({kind[1]}); "
-                f"fix the batt (traceback in {self.log_path}), or pass --max-errors 0 to run every sample anyway"
+                f"fix the batt{where}, or pass --max-errors 0 to run every sample anyway"
             )
 
     def _log(self, key: str, kind: Kind, traceback: str | None) -> None:
+        if self.log_path is None:  # a run that writes no files (the API's out=None)
+            return
         status, message = kind
         body = traceback.rstrip() if traceback else f"{message}\n(no traceback: the sample was stopped from outside)"
         with open(self.log_path, "a", encoding="utf-8") as f:

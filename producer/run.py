@@ -46,7 +46,7 @@ class RunState:
             "mode": self.mode,
             "options": self.options,
             "seed": self.options.get("seed"),
-            "dir": str(self.writer.dir),
+            "dir": None if self.writer.dir is None else str(self.writer.dir),
             "tasks": len(self.order),
             "tasks_done": len(lines),
             "samples": c.samples_total,
@@ -67,8 +67,9 @@ class RunState:
         }
 
 
-def drive(state: RunState, results: Iterator[Mapping[str, Any]], progress: RunProgress) -> None:
-    """Feed each sample result to the collector; append each completed task to ``results.jsonl``.
+def drive(state: RunState, results: Iterator[Mapping[str, Any]], progress: RunProgress) -> Iterator[dict[str, Any]]:
+    """Feed each sample result to the collector; append each completed task to ``results.jsonl`` and yield
+    its line.
 
     Failures go to the run's :class:`FailureTracker` after the sample is recorded; it may stop the run
     (:class:`producer.errors.StopRun`)."""
@@ -77,5 +78,6 @@ def drive(state: RunState, results: Iterator[Mapping[str, Any]], progress: RunPr
         line = state.collector.add(result)
         if line is not None and state.writer.add_task(line):
             progress.task()
+            yield line
         if state.failures is not None:
             state.failures.add(result)
