@@ -318,3 +318,14 @@ def test_broker_url_answered_by_another_service_is_one_line(tmp_path: Path, ssh_
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert url in lines[0] and "not Redis" in lines[0] and "SSH-2.0-OpenSSH" in lines[0]
+
+
+def test_api_run_stopped_by_max_errors_ends_its_iteration(tmp_path: Path) -> None:
+    from producer import RunOptions, load_tasks, score_batt
+
+    loaded = load_tasks(str(tasks(tmp_path / "data", 4)), "train")
+    with score_batt(RunOptions(tasks=loaded, batt=BROKEN, out=None, quiet=True, mode="local", max_errors=2)) as run:
+        results = list(run)
+    assert results == [] and run.summary is not None
+    assert run.summary["stopped"] == "--max-errors 2: 2 samples failed"
+    assert run.summary["interrupted"] is False and run.summary["errors"] == 2
