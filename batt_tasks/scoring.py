@@ -28,6 +28,9 @@ STATUS_OK, STATUS_ERROR, STATUS_TIMEOUT = "ok", "error", "timeout"
 TRACEBACK_MAX_CHARS = 4000  # a failed sample's result keeps the last this many characters of its traceback
 SAMPLE_GRACE = 1.0  # seconds a sample may take beyond its two calls' limits before it is stopped whole
 
+# The fields of a task line that are measurements, not results: runs of the same work differ only in these.
+TIMING_FIELDS = ("seconds", "sample_seconds")
+
 
 class BattProtocolError(Exception):
     """The batt returned something that is not ``(o, s)`` in the protocol's shape."""
@@ -293,6 +296,7 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
     - ``predictions``: per test input, up to 2 distinct outputs of the best candidates by train score,
       ties broken by candidate id; ``prediction_candidates``: the candidate id behind each attempt.
     - ``solved``: every test output is among its attempts (ARC Prize rule); None when a test output is unknown.
+    - ``sample_seconds``: each sample's cost (train samples, then test samples), for cost histograms.
     """
     by_key = {(r["kind"], int(r["index"])): r for r in results}
     train = [by_key[k] for k in sorted(by_key) if k[0] == "train"]
@@ -367,4 +371,5 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
         "prediction_candidates": prediction_candidates,
         "solved": None if not solved_each or None in solved_each else all(solved_each),
         "seconds": round(sum(float(r.get("seconds", 0.0)) for r in train + test), 6),
+        "sample_seconds": [round(float(r.get("seconds", 0.0)), 6) for r in train + test],
     }

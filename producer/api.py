@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batt_tasks.config import Settings, settings
 from batt_tasks.loader import DEFAULT_BATT, resolve
@@ -65,6 +65,9 @@ from producer.resume import Plan, RunStatus, load_plan, resubmission_id, run_sta
 from producer.run import RunState, drive
 from producer.selection import new_seed, select
 
+if TYPE_CHECKING:
+    from producer.report import Report
+
 DEFAULT_OUT = "runs"  # out of a new run; a resumed run defaults to its own
 MODES = ("auto", "local", "distributed")
 LOST_RECHECK_SECONDS = 2.0
@@ -93,6 +96,8 @@ class RunOptions:
     - ``max_errors``: stop once this many samples failed (``--max-errors``); None: only the early stop when
       the first 20 finished samples all failed with the same message; 0: never stop for failures.
       A stopped run ends its iteration with ``summary["stopped"]`` saying why.
+    - ``report``: write ``report.html`` (see ``batt-report``) into the run directory when the run ends, also
+      when it ends early (``--report``); a report that cannot be written is a warning, never the run's failure.
     """
 
     data: str | Sequence[str] = "arc-agi-1"
@@ -111,6 +116,7 @@ class RunOptions:
     no_worker_timeout: float | None = None
     resume: str | None = None
     max_errors: int | None = None
+    report: bool = False
 
     def check(self) -> None:
         """Raise :class:`UsageError` for an option no run can use."""
@@ -137,7 +143,8 @@ class TaskResult:
 
     ``programs[cid]`` holds a candidate's ``t_n`` and ``evo``; ``prediction_candidates[i][k]`` is the
     candidate behind ``predictions[i][k]``; ``differ_solve``/``differ`` are the differ sums of the solve and
-    diff calls. (Lines written before these fields existed read back with them empty.)
+    diff calls; ``sample_seconds`` each sample's cost, train samples then test samples. (Lines written
+    before these fields existed read back with them empty.)
     """
 
     task_id: str
@@ -157,6 +164,7 @@ class TaskResult:
     programs: dict[str, dict[str, Any]] = field(default_factory=dict)
     differ_solve: dict[str, dict[str, int]] = field(default_factory=dict)
     prediction_candidates: list[list[str]] = field(default_factory=list)
+    sample_seconds: list[float] = field(default_factory=list)
 
     @classmethod
     def from_line(cls, line: Mapping[str, Any]) -> TaskResult:
@@ -359,6 +367,7 @@ class Run:
         conf: Settings,
         quiet: bool,
         watch: tuple[float, float | None],
+        report: bool = False,
         max_errors: int | None = None,
     ) -> None:
         self.run_id = setup.run_id
@@ -370,6 +379,7 @@ class Run:
         self._conf = conf
         self._quiet = quiet
         self._watch = watch
+        self._report = report
         self._writer = RunWriter(setup.base, setup.run_id)
         # The batt is imported once before any work (in a spawned child), so a batt that cannot be imported
         # stops the run with a BattLoadError in either mode; local mode goes on using that child.
@@ -448,6 +458,21 @@ class Run:
                 self._runner.release(force=not complete)
                 self.summary = self._state.summary()
                 self._writer.finish(self.summary, self.order)
+                if self._report and self.dir is not None:
+                    from producer.report import report_after_run  # here: its imports cost a run without it
+
+                    report_after_run(self.dir, self._quiet)
+
+    def report(self, against: str | Path | None = None, output: str | Path | None = None) -> Report:
+        """Write this run's HTML report, as ``batt-report`` does, and return it (``.path``, and with ``against``
+        — a run directory, or a run id beside this run — ``.comparison.line()``). Ends the run first, as
+        :meth:`close` does, if it is still going."""
+        from producer.report import write_report
+
+        if self.dir is None:
+            raise UsageError("this run writes no files (out=None), so it has no report; pass out=DIR")
+        self.close()
+        return write_report(self.dir, against, output, out=str(self.dir.parent))
 
     # ------------------------------------------------------------------------------------------- the work
 
@@ -570,7 +595,7 @@ def score_batt(options: RunOptions | None = None, /, **kwargs: Any) -> Run:
     opts.check()
     conf = settings()
     setup = _resume_setup(opts, conf) if opts.resume else _new_setup(opts, conf)
-    return Run(setup, conf, opts.quiet, (opts.no_worker_warn, opts.no_worker_timeout), opts.max_errors)
+    return Run(setup, conf, opts.quiet, (opts.no_worker_warn, opts.no_worker_timeout), opts.report, opts.max_errors)
 
 
 __all__ = ["DEFAULT_OUT", "MODES", "Run", "RunOptions", "TaskResult", "score_batt", "status"]

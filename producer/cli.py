@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="print only the run directory (one line on stdout); errors still go to stderr",
     )
     run.add_argument("--json", action="store_true", help="print summary.json on stdout at the end (table on stderr)")
+    run.add_argument(
+        "--report", action="store_true", help="write report.html (see batt-report) into the run directory at the end"
+    )
     again = p.add_argument_group("runs already submitted")
     again.add_argument(
         "--resume",
@@ -195,6 +198,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         no_worker_timeout=args.no_worker_timeout,
         resume=args.resume,
         max_errors=args.max_errors,
+        report=args.report,
     )
 
 

@@ -37,8 +37,9 @@ def _umask() -> int:
     return mask
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, with the mode an ordinary file gets.
+def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, with permissions ``mode``, else the
+    mode an ordinary file gets.
 
     ``mkstemp`` creates its file 0600; the result files follow the umask like ``results.jsonl`` does, so
     a results directory bind-mounted from a container is readable on the host.
@@ -50,6 +51,8 @@ def write_text_atomic(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

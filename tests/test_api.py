@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from workers import ROOT, Worker, batt_env, run_submit
 
+from batt_tasks.scoring import TIMING_FIELDS
 from producer import BattLoadError, RunOptions, TaskResult, UsageError, load_tasks, score_batt
 from producer.local import shutdown
 
@@ -43,7 +44,8 @@ def run_files(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[
     """(results.jsonl lines without timings, submission, summary) of one run directory."""
     lines = [json.loads(raw) for raw in (folder / "results.jsonl").read_text().splitlines()]
     for line in lines:
-        line.pop("seconds")
+        for timing in TIMING_FIELDS:
+            line.pop(timing)
     submission = json.loads((folder / "submission.json").read_text())
     return lines, submission, json.loads((folder / "summary.json").read_text())
 
@@ -95,6 +97,7 @@ def test_local_api_yields_records_and_writes_the_clis_files(tmp_path: Path) -> N
     for r in records:
         line = r.as_line()
         assert line.pop("seconds") > 0
+        assert len(line.pop("sample_seconds")) == 3
         assert line == late_line(r.task_id)
     assert run.summary is not None and run.summary["timeouts"] == 2 and run.summary["solved"] == 2
     assert run.dir is not None and run.dir.parent == tmp_path / "api"
@@ -238,7 +241,8 @@ def test_diff_call_timeout_and_both_differ_sums_are_the_same_in_both_modes(
     got = run_script(cluster, API_RUN, str(data), str(tmp_path / "d"), "1", PROBE)
     assert got["mode"] == "distributed"
     for record in got["records"]:
-        record.pop("seconds")
+        for timing in TIMING_FIELDS:
+            record.pop(timing)
         assert record == late_line(record["task_id"])
     assert got["summary"]["timeouts"] == 3 and got["summary"]["solved"] == 3
 

@@ -280,8 +280,10 @@ def test_scores_train_perfect_and_differ_sums() -> None:
     assert line["differ"] == {"a": {"d": 2000}, "b": {"d": 700, "e": 7}}
     # a (2000) first, then b (1000); c shares b's output so adds nothing.
     assert line["predictions"] == [[to_json(A), to_json(B)]]
+    assert line["prediction_candidates"] == [["a", "b"]]  # b (1000) ranks above c (0) for output B
     assert line["solved"] is True  # B is the test output and it is attempt 2
     assert line["seconds"] == pytest.approx(1.5)
+    assert len(line["sample_seconds"]) == 3 and sum(line["sample_seconds"]) == pytest.approx(1.5)
     json.dumps(line)  # the line is JSON
 
 
