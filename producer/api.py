@@ -22,6 +22,7 @@ one process share the Celery app, its connections and the local batt process.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -100,7 +101,7 @@ class RunOptions:
       when it ends early (``--report``); a report that cannot be written is a warning, never the run's failure.
     """
 
-    data: str | Sequence[str] = "arc-agi-1"
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = "arc-agi-1"
     split: str = "train"
     count: int = 0
     start: int = 0
@@ -237,8 +238,11 @@ def _choose_mode(mode: str, conf: Settings, timeout: float) -> str:
     return "distributed"
 
 
-def _data_label(data: str | Sequence[str]) -> str | list[str]:
-    return data if isinstance(data, str) else (list(data)[0] if len(data) == 1 else list(data))
+def _data_label(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> str | list[str]:
+    if isinstance(data, (str, os.PathLike)):
+        return os.fspath(data)
+    sources = [os.fspath(d) for d in data]
+    return sources[0] if len(sources) == 1 else sources
 
 
 def _new_setup(opts: RunOptions, conf: Settings) -> _Setup:
@@ -247,7 +251,8 @@ def _new_setup(opts: RunOptions, conf: Settings) -> _Setup:
     drawn = opts.count < 0 and not opts.ids and seed is None
     if drawn:
         seed = new_seed()
-    ids = select(tasks.keys(), opts.count, opts.start, seed, list(opts.ids) if opts.ids else None)
+    wanted = [opts.ids] if isinstance(opts.ids, str) else list(opts.ids or [])  # one id given as a string
+    ids = select(tasks.keys(), opts.count, opts.start, seed, wanted or None)
     if drawn:  # printed even when quiet: without it the draw could not be repeated
         say(f"seed {seed} (repeat this draw with --seed {seed})")
     batt = resolve(opts.batt)
@@ -262,7 +267,7 @@ def _new_setup(opts: RunOptions, conf: Settings) -> _Setup:
         "count": opts.count,
         "start": opts.start,
         "seed": seed,
-        "ids": list(opts.ids) if opts.ids else None,
+        "ids": wanted or None,
         "batt": batt,
         "timeout": opts.timeout,
     }
