@@ -35,6 +35,7 @@ test can set variables before the Celery app or the producer looks at them.
 | ``BATT_DELIVERY_LIMIT`` | ``5`` | RabbitMQ: deliveries of a sample before it is dead-lettered |
 | ``BATT_BROKER_CONSUMER_TIMEOUT`` | ``1800`` | RabbitMQ: the broker's ``consumer_timeout`` (s) |
 | ``BATT_RABBITMQ_MANAGEMENT_URL`` | broker host, port 15672 | RabbitMQ management API (``off``: none) |
+| ``BATT_TASK_EVENTS`` | ``0`` | ``1``: workers send task events and the producer the "sent" event from the start |
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class Settings:
     guard_defer_seconds: float
     restore_interval: int
     soft_shutdown_timeout: float
+    task_events: bool
     broker_heartbeat: float
     delivery_limit: int
     broker_consumer_timeout: float
@@ -161,4 +163,5 @@ def settings() -> Settings:
         delivery_limit=_int("BATT_DELIVERY_LIMIT", 5, minimum=1),
         broker_consumer_timeout=_float("BATT_BROKER_CONSUMER_TIMEOUT", 1800.0, minimum=1.0),
         rabbitmq_management_url=os.environ.get("BATT_RABBITMQ_MANAGEMENT_URL", "").strip(),
+        task_events=bool(_int("BATT_TASK_EVENTS", 0)),
     )

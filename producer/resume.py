@@ -138,6 +138,7 @@ class RunStatus:
     running: list[str]
     pending: list[str]
     lost: list[str]
+    cancelled: list[str] = field(default_factory=list)  # revoked or skipped by a stop (Ctrl-C, --max-errors)
     unplaced: list[str] = field(default_factory=list)
     depth: str = ""  # the broker's counts of the sample queue, when it gives only counts
 
@@ -159,15 +160,17 @@ class RunStatus:
         )
         tail = f"; {self.depth}" if self.depth else ""
         return (
-            f"run {plan.run_id}: {c['finished']}/{total} samples finished, {where}, {c['lost']} lost "
-            f"(resubmitted by --resume); {len(plan.order)} tasks, results in {Path(plan.out) / plan.run_id}{tail}"
+            f"run {plan.run_id}: {c['finished']}/{total} samples finished, {where}, {c['cancelled']} cancelled, "
+            f"{c['lost']} lost (cancelled and lost ones are submitted again by --resume); "
+            f"{len(plan.order)} tasks, results in {Path(plan.out) / plan.run_id}{tail}"
         )
 
 
-def run_status(app: Celery, plan: Plan, broker_url: str) -> RunStatus:
+def run_status(app: Celery, plan: Plan, broker_url: str, stopped: bool = False) -> RunStatus:
     """Classify every sample of the plan as finished, running (held by a worker: running or reserved),
-    pending (queued), unplaced (queued or running, on a broker that cannot say which) or lost (none of these:
-    --resume submits it again)."""
+    pending (queued), cancelled (revoked, or queued in a run that was ``stopped``: workers skip it), unplaced
+    (queued or running, on a broker that cannot say which) or lost (none of these). --resume submits cancelled
+    and lost samples again."""
     view = broker_view(replace(settings(), broker_url=broker_url))
     states = backend_states(app, plan.task_ids.values())
     placement = view.placement()
@@ -179,12 +182,17 @@ def run_status(app: Celery, plan: Plan, broker_url: str) -> RunStatus:
         state = states.get(tid, "PENDING")
         if state in FINISHED_STATES:
             status.finished.append(name)
+        elif state == "REVOKED":
+            status.cancelled.append(name)
         elif placement is None:
-            (status.unplaced if submitted is not None and tid in submitted else status.lost).append(name)
+            if submitted is None or tid not in submitted:
+                status.lost.append(name)
+            else:
+                (status.cancelled if stopped else status.unplaced).append(name)
         elif tid in placement.held:
             status.running.append(name)
         elif tid in placement.queued:
-            status.pending.append(name)
+            (status.cancelled if stopped else status.pending).append(name)
         else:
             status.lost.append(name)
     return status

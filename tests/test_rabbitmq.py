@@ -204,6 +204,8 @@ def test_flower_shows_the_samples_of_a_run_on_rabbitmq(env, worker, tmp_path):
 
     try:
         wait_for(answers, 60, 0.5, "Flower to see the worker")
+        # task events are off by default; Flower turns them on by a broadcast (over RabbitMQ's pidbox here)
+        wait_for(lambda: "enabled by remote" in worker.text(), 60, 0.5, "Flower to enable the worker's task events")
         done = run_submit(env, "-i", "007bbfb7", "--require-broker", "-q", "--out", str(tmp_path / "o"))
         assert done.returncode == 0, done.stderr
         wait_for(

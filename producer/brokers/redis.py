@@ -74,6 +74,13 @@ class Redis(BrokerView):
             raise UsageError(
                 f"broker {self.shown} rejected the credentials ({exc}); fix the password in BATT_BROKER_URL"
             ) from None
+        except redis.exceptions.InvalidResponse as exc:  # something answers there, but not in Redis's protocol
+            _drop_client(self.url, timeout)
+            said = str(exc).removeprefix("Protocol Error: ")
+            raise UsageError(
+                f"BATT_BROKER_URL {self.shown}: the service answering there is not Redis (it said {said[:120]}); "
+                "point BATT_BROKER_URL at the Redis broker's host and port"
+            ) from None
         except redis.exceptions.ResponseError as exc:
             _drop_client(self.url, timeout)
             if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
