@@ -56,8 +56,8 @@ def test_distributed_equals_local_on_a_quorum_queue(rabbit_server, env, worker, 
 
 
 def test_status_of_queued_samples_and_resume(env, tmp_path):
-    """No worker: the run gives up (exit 2) with its samples in the queue; --status counts them as queued or
-    running (RabbitMQ cannot tell which per sample); --resume with a worker waits for them (none resubmitted)."""
+    """No worker: the run gives up (exit 2), cancelling its samples, which stay in the queue; --status counts them
+    as cancelled, with the queue's counts; --resume with a worker submits them again and finishes them."""
     out = tmp_path / "o"
     args = ("-i", "007bbfb7", "--require-broker", "--no-worker-warn", "1", "--no-worker-timeout", "2")
     gave_up = run_submit(env, *args, "--out", str(out), timeout=60)
@@ -65,7 +65,8 @@ def test_status_of_queued_samples_and_resume(env, tmp_path):
     run_id = run_dir(out).name
     status = run_submit(env, "--status", run_id)
     assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
-    assert "0/6 samples finished, 6 queued or running" in status.stdout, status.stdout
+    assert "0/6 samples finished, 0 queued or running" in status.stdout, status.stdout
+    assert "6 cancelled" in status.stdout, status.stdout
     assert "0 lost" in status.stdout and "queue batt: 6 ready, " in status.stdout and "0 consumers" in status.stdout
     # the run was cancelled when it gave up: --resume submits its samples again, and finishes them
     w = Worker(env, concurrency=2).start()

@@ -41,7 +41,7 @@ from faults.harness import (
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.rabbitmq]
 
 _n = itertools.count()
-STATUS_RE = re.compile(r"(\d+)/(\d+) samples finished, (\d+) queued or running \(.*?\), (\d+) lost")
+STATUS_RE = re.compile(r"(\d+)/(\d+) samples finished, (\d+) queued or running \(.*?\), (\d+) cancelled, (\d+) lost")
 
 
 @pytest.fixture
@@ -183,8 +183,8 @@ def test_producer_sigkilled_then_status_and_resume(env, spawn_worker: Any, outco
     )
     assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
     assert m, status.stdout
-    finished, total, waiting, lost = map(int, m.groups())
-    assert total == len(plan) and finished + waiting + lost == total and lost == 0
+    finished, total, waiting, cancelled, lost = map(int, m.groups())
+    assert total == len(plan) and finished + waiting + cancelled + lost == total and lost == cancelled == 0
     assert code == 0, resume.text()[-3000:]
     assert_exactly_once(t)
     assert t.status["ok"] == len(plan)
