@@ -259,6 +259,8 @@ class ComposeCluster:
         """Start a container of ``service`` (``name`` for a further replica), after its dependencies are healthy."""
         name = name or service
         for dep, cond in (self.services[service].get("depends_on") or {}).items():
+            if cond.get("required") is False and dep not in self.services:
+                continue  # optional (the rabbitmq profile's broker), and its profile is off
             assert dep in self.running, f"{service} depends on {dep}, which is not running"
             if cond.get("condition") == "service_healthy":
                 self.wait_healthy(dep)
