@@ -106,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"module or .py file defining batt(task_id, S, I, C, log_path) (default {DEFAULT_BATT})",
     )
     run.add_argument(
-        "-t", "--timeout", type=_seconds, default=20.0, metavar="SECONDS", help="time limit per sample (default 20)"
+        "-t",
+        "--timeout",
+        type=_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="time limit per batt call (solve, diff); a sample is stopped at 2 x SECONDS + 1 (default 20)",
     )
     run.add_argument(
         "--out",
