@@ -258,9 +258,7 @@ class ComposeCluster:
     ) -> Running:
         """Start a container of ``service`` (``name`` for a further replica), after its dependencies are healthy."""
         name = name or service
-        for dep, cond in (self.services[service].get("depends_on") or {}).items():
-            if cond.get("required") is False and dep not in self.services:
-                continue  # optional (the rabbitmq profile's broker), and its profile is off
+        for dep, cond in self.dependencies(service):
             assert dep in self.running, f"{service} depends on {dep}, which is not running"
             if cond.get("condition") == "service_healthy":
                 self.wait_healthy(dep)
@@ -322,8 +320,7 @@ class ComposeCluster:
         extra_env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """``docker compose run --rm SERVICE COMMAND``: a one-off container, run to completion."""
-        svc = self.services[service]
-        for dep, cond in (svc.get("depends_on") or {}).items():
+        for dep, cond in self.dependencies(service):
             if cond.get("condition") == "service_healthy":
                 self.wait_healthy(dep)
         env = self.environment(service, extra_env)
@@ -389,6 +386,12 @@ class ComposeCluster:
             return self.exec(name, argv, timeout=timeout + 5, env=use_env, cwd=cwd)
         except subprocess.TimeoutExpired as exc:
             return subprocess.CompletedProcess(argv, 124, str(exc.stdout or ""), f"healthcheck timed out: {exc}")
+
+    def dependencies(self, service: str) -> list[tuple[str, dict[str, Any]]]:
+        """``service``'s ``depends_on`` entries, but for optional ones whose profile is off (the rabbitmq profile's
+        broker, ``required: false``)."""
+        deps = (self.services[service].get("depends_on") or {}).items()
+        return [(d, c) for d, c in deps if d in self.services or c.get("required", True)]
 
     def wait_healthy(self, name: str, deadline_s: float = 90) -> None:
         """Run the healthcheck until it passes (fails on the deadline or when the process exits)."""
