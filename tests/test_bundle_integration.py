@@ -138,7 +138,9 @@ def test_tampered_bundle_in_the_backend_runs_no_code(cluster, tmp_path):
     assert isinstance(server, RedisServer)
     # someone with write access to Redis put other bytes under the bundle's id before the run stored it
     redis.Redis.from_url(f"{server.url}/1").set(bundle_key(genuine.id), pack(Bundle(evil, genuine.id)))
-    done = run_submit(producer_env(cluster), "-i", *IDS, "-b", str(batt), "--require-broker", "-q", "--out", str(tmp_path))
+    done = run_submit(
+        producer_env(cluster), "-i", *IDS, "-b", str(batt), "--require-broker", "-q", "--out", str(tmp_path)
+    )
     line = _one_error_line(done)
     assert "rejected the batt bundle mybatt.py" in line and "does not match its id" in line, line
     assert re.search(r"worker wb-\w+@", line), line
@@ -164,7 +166,9 @@ def test_bad_signature_runs_no_code(cluster, tmp_path):
 def test_worker_with_another_copy_of_an_installed_module(cluster, tmp_path):
     mine = tmp_path / "producer-site"
     mine.mkdir()
-    (mine / "instbatt_shared.py").write_text("def batt(task_id, S, I, C, log_path):\n    return [(1, False, 'new', I)], []\n")
+    (mine / "instbatt_shared.py").write_text(
+        "def batt(task_id, S, I, C, log_path):\n    return [(1, False, 'new', I)], []\n"
+    )
     env = producer_env(cluster, PYTHONPATH=str(mine))
     done = run_submit(env, "-i", *IDS, "-b", "instbatt_shared", "--require-broker", "-q", "--out", str(tmp_path / "o"))
     line = _one_error_line(done)
