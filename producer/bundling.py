@@ -93,7 +93,7 @@ def _fetch_stored(app: Any, bid: str, expires: int) -> bytes | None:
     return blob
 
 
-def sign_messages(messages: Sequence[dict[str, Any]], spec: Mapping[str, Any], keys: signing.Keys | None) -> None:
+def sign_messages(messages: Sequence[dict[str, Any]], spec: str | Mapping[str, Any], keys: signing.Keys | None) -> None:
     """Put the code spec in every message and, for the cluster, its signature."""
     for m in messages:
         m["batt"] = spec

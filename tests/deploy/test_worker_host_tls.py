@@ -258,6 +258,7 @@ def test_systemd_worker_over_tls_shuts_down_warm(hosts: Hosts, tmp_path: Path) -
             **base_env,
             "BATT_BROKER_URL": worker_env["BATT_BROKER_URL"],
             "BATT_RESULT_BACKEND": worker_env["BATT_RESULT_BACKEND"],
+            "BATT_SIGNING_KEY": worker_env["BATT_SIGNING_KEY"],  # the producer holds the workers' key
         }
         out = tmp_path / "runs"
         producer = hosts.popen(
