@@ -21,7 +21,7 @@ from pathlib import Path
 import netns
 import pytest
 from bundle_support import same_results, write_batt
-from redis_proc import redis_server_binary, wait_for
+from redis_proc import host_redis_argv, wait_for
 from workers import ROOT, Worker, batt_env, run_submit, submit_cmd
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
@@ -53,13 +53,7 @@ def test_batt_only_on_the_producer_host_is_scored_by_a_worker_elsewhere(net: net
     net.add_host("broker", aliases=("redis",))
     net.add_host("producer")
     net.add_host("workerhost")
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    net.popen(
-        "broker",
-        [redis_server_binary(), "--port", str(PORT), "--bind", "0.0.0.0", "--protected-mode", "no",
-         "--dir", str(redis_dir), "--save", "", "--logfile", str(redis_dir / "redis.log")],
-    )  # fmt: skip
+    net.popen("broker", host_redis_argv(PORT, tmp_path / "redis"))
     ping = f"import redis; redis.Redis(host='redis', port={PORT}, socket_timeout=2).ping()"
     wait_for(lambda: net.run("producer", [sys.executable, "-c", ping], timeout=10).returncode == 0, 30, what="redis")
 
