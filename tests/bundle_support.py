@@ -20,6 +20,7 @@ TRANSFORMS = {
 }
 
 BATT = """import os
+import time
 
 from helper import transform
 {dsl_import}
@@ -31,6 +32,7 @@ if _marker_dir:
 
 
 def batt(task_id, S, I, C, log_path):
+    time.sleep(float(os.environ.get("BATT_TEST_SLEEP", "0")))
     out = transform(I)
 {dsl_call}    return [(1, False, "helper", out)], []
 """

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bundle_support import same_results, submission, write_batt
+from bundle_support import TRANSFORMS, same_results, submission, write_batt
 from redis_proc import RedisServer, wait_for
 from workers import ROOT, Worker, batt_env, run_submit, submit_cmd
 
@@ -82,6 +82,26 @@ def test_sibling_edited_in_place_scores_the_new_code(cluster, tmp_path):
     (tmp_path / "batt" / "helper.py").write_text("def transform(I):\n    return tuple(zip(*I))\n")
     both_modes(cluster, batt, tmp_path / "run2")
     assert submission(tmp_path / "run1" / "d") != submission(tmp_path / "run2" / "d")
+
+
+def test_local_run_scores_its_snapshot_while_the_files_change(cluster, tmp_path):
+    batt = write_batt(tmp_path / "batt", "flip", "snapshot")
+    env = producer_env(cluster, BATT_TEST_SLEEP="0.3")
+    before = run_submit(env, "-i", *IDS, "-b", str(batt), "--local", "-q", "--out", str(tmp_path / "before"))
+    assert before.returncode == 0, before.stderr
+    out = tmp_path / "during"
+    proc = subprocess.Popen(
+        submit_cmd("-i", *IDS, "-b", str(batt), "--local", "-q", "--out", str(out)), env=env, cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    results = lambda: [p for p in out.glob("*/results.jsonl") if p.read_text().strip()]  # noqa: E731
+    wait_for(lambda: results() or proc.poll() is not None, 120, what="the first task of the local run")
+    assert proc.poll() is None, "the run ended before the files changed: the test proved nothing"
+    (tmp_path / "batt" / "helper.py").write_text(TRANSFORMS["transpose"])  # rewritten mid-run...
+    batt.unlink()  # ...and the batt itself gone
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    same_results(out, tmp_path / "before")
 
 
 def _received_runs(worker: Worker) -> list[str]:
