@@ -15,6 +15,7 @@ the producer sees it, and a worker with another copy refuses the sample.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,13 @@ def build_bundle(batt_path: Path, modules: Sequence[str], includes: Sequence[str
     """The bundle of a batt file: itself, the modules it imported from its directory tree, and the includes."""
     root = batt_path.parent
     names = {batt_path.name}
+    real_root = root.resolve()
     for file in modules:
-        path = Path(file)
-        if path.is_relative_to(root) and path.is_file():
+        path = Path(os.path.abspath(file))
+        if path.is_relative_to(root) and path.is_file():  # as imported (a symlinked sibling keeps its name)
             names.add(path.relative_to(root).as_posix())
+        elif path.resolve().is_relative_to(real_root):  # the batt's directory reached through a link
+            names.add(path.resolve().relative_to(real_root).as_posix())
     names.update(include_files(root, includes))
     try:
         return Bundle.of(read_files(root, sorted(names)), bundle_limits(conf))

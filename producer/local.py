@@ -41,7 +41,9 @@ def _own_modules(ref: BattRef, before: set[str]) -> list[str]:
     found = []
     for name in set(sys.modules) - before:
         file = getattr(sys.modules.get(name), "__file__", None)
-        if file and file.startswith(root) and name.partition(".")[0] not in before:
+        if not file or name.partition(".")[0] in before:
+            continue
+        if os.path.abspath(file).startswith(root) or os.path.realpath(file).startswith(root):
             found.append(file)
     return sorted(found)
 
