@@ -16,7 +16,7 @@ the producer sees it, and a worker with another copy refuses the sample.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,7 @@ def prepare_batt(
     includes: Sequence[str],
     log_path: str | None,
     conf: Settings,
+    plan: Any = None,
 ) -> LocalRunner:
     """Make the run's batt ready: the import check, the bundle (stored for the cluster), signed messages.
 
@@ -128,6 +129,8 @@ def prepare_batt(
         if spec.get("bundle"):
             _reuse_bundle(app, spec, conf)
         runner.start()
+        if app is not None and plan is not None:
+            forget_refusals(app, plan.task_ids.values())
     elif is_path(ref):
         runner = LocalRunner(ref, log_path, conf.max_result_bytes)
         runner.start()
@@ -173,6 +176,21 @@ def _reuse_bundle(app: Any, spec: Mapping[str, Any], conf: Settings) -> None:
             bundle_cache(conf).ensure(bid, lambda: _fetch_stored(app, bid, conf.result_expires))
     except BundleError as exc:
         raise UsageError(f"the run's batt {exc}") from None
+
+
+def forget_refusals(app: Any, task_ids: Iterable[str]) -> list[str]:
+    """Delete the stored results that are workers' refusals of the batt, so ``--resume`` submits those samples
+    again (after the cause was fixed) instead of collecting the refusals."""
+    from producer.resume import backend_metas
+
+    gone = [
+        i
+        for i, meta in backend_metas(app, task_ids).items()
+        if meta and isinstance(meta.get("result"), dict) and meta["result"].get(REJECTED)
+    ]
+    for i in gone:
+        app.backend.forget(i)
+    return gone
 
 
 def stop_on_rejection(results: Iterator[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:

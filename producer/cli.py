@@ -291,7 +291,13 @@ def _run(args: argparse.Namespace) -> int:
     # imported stops the run with exit 2 in either mode; local mode goes on using that child.
     try:
         runner = prepare_batt(
-            setup.options, messages, setup.mode, getattr(args, "batt_include", []), str(writer.log_path), conf
+            setup.options,
+            messages,
+            setup.mode,
+            getattr(args, "batt_include", []),
+            str(writer.log_path),
+            conf,
+            setup.plan,
         )
     except BaseException:
         writer.remove_if_empty()

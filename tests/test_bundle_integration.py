@@ -181,6 +181,15 @@ def test_bad_signature_runs_no_code(cluster, tmp_path):
     # nothing was scored: no task line, and the run directory says so
     out_dirs = list((tmp_path / "out").iterdir())
     assert len(out_dirs) == 1 and (out_dirs[0] / "results.jsonl").read_text() == ""
+    # with the workers' key, --resume scores every sample (the refusals are not collected again)
+    again = run_submit(producer_env(cluster), "--resume", out_dirs[0].name, "-q")
+    assert again.returncode == 0, again.stderr
+    assert (markers / "badsig").exists(), "the resumed run ran the batt on the worker"
+    local = run_submit(
+        producer_env(cluster), "-i", *IDS, "-b", str(batt), "--local", "-q", "--out", str(tmp_path / "l")
+    )
+    assert local.returncode == 0, local.stderr
+    same_results(tmp_path / "out", tmp_path / "l")
 
 
 def test_worker_with_another_copy_of_an_installed_module(cluster, tmp_path):
