@@ -176,7 +176,12 @@ def test_systemd_worker_over_tls_shuts_down_warm(hosts: Hosts, tmp_path: Path) -
 
     # --- the broker: compose's redis command with the TLS override, as compose resolves it
     cfg = compose_config(
-        clean_env(BATT_REDIS_PASSWORD=PASSWORD, BATT_FLOWER_BASIC_AUTH="x:y", BATT_REDIS_TLS_DIR=str(tls)),
+        clean_env(
+            BATT_REDIS_PASSWORD=PASSWORD,
+            BATT_FLOWER_BASIC_AUTH="x:y",
+            BATT_SIGNING_KEY="k" * 32,
+            BATT_REDIS_TLS_DIR=str(tls),
+        ),
         (COMPOSE_FILE, OVERRIDES["broker-tls"]),
         profiles=(),
     )
