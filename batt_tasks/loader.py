@@ -199,20 +199,35 @@ def _under(path: str | None, root: str) -> bool:
     return bool(path) and path.startswith(root + os.sep)
 
 
+def _stash(keep: str | None) -> None:
+    """Move the modules of every bundle but ``keep`` out of ``sys.modules`` (each bundle keeps its own), and
+    their directories off ``sys.path``."""
+    roots = {b: lb.root for b, lb in _bundles.items() if b != keep}
+    if not roots:
+        return
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        for other, root in roots.items():
+            if _under(file, root):
+                _bundles[other].modules[name] = module
+                del sys.modules[name]
+                break
+    sys.path[:] = [p for p in sys.path if p not in roots.values()]
+
+
+def forget_path(ref: str) -> None:
+    """Before a batt file is imported afresh: drop its cached function, and step out of every bundle so that
+    none of their modules stands in for a module of the file's directory."""
+    _cache.pop(resolve(ref), None)
+    _stash(None)
+    _active[0] = None
+
+
 def _activate(bid: str, loaded: _LoadedBundle) -> None:
     """Make ``bid`` the bundle whose modules ``sys.modules`` and ``sys.path`` show."""
     if _active[0] == bid:
         return
-    roots = {b: lb.root for b, lb in _bundles.items() if b != bid}
-    if roots:
-        for name, module in list(sys.modules.items()):
-            file = getattr(module, "__file__", None)
-            for other, root in roots.items():
-                if _under(file, root):
-                    _bundles[other].modules[name] = module
-                    del sys.modules[name]
-                    break
-        sys.path[:] = [p for p in sys.path if p not in roots.values()]
+    _stash(bid)
     if loaded.root in sys.path:
         sys.path.remove(loaded.root)
     sys.path.insert(0, loaded.root)
