@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from batt_tasks.call_limit import CallTimeout, call_limit
 from batt_tasks.grids import to_grid
 from batt_tasks.loader import BattFn, describe, load_code
 from batt_tasks.scoring import STATUS_ERROR, bound_size, failed_sample, score_sample
@@ -47,9 +48,14 @@ def run_message(
     log_path: str | None,
     max_result_bytes: int,
     reraise: tuple[type[BaseException], ...] = (),
+    timeouts: tuple[type[BaseException], ...] = (),
     batt: BattFn | None = None,
 ) -> dict[str, Any]:
-    """Load the message's batt (cached per process) unless given, score the sample and bound the result's size."""
+    """Load the message's batt (cached per process) unless given, score the sample and bound the result's size.
+
+    Each batt call is limited to the message's ``time_limit`` (:mod:`batt_tasks.call_limit`); ``timeouts``
+    are further exceptions that mean "out of time" (the worker's soft limit).
+    """
     if batt is None:
         batt = load_code(message["batt"])
     S, I, expected = protocol_args(message)  # noqa: E741 - the protocol's name
@@ -63,5 +69,7 @@ def run_message(
         kind=message["kind"],
         index=message["index"],
         reraise=reraise,
+        call_limit=call_limit(float(message["time_limit"])),
+        timeouts=(CallTimeout, *timeouts),
     )
     return bound_size(result, max_result_bytes)

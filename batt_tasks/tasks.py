@@ -2,7 +2,8 @@
 
 ``score_sample`` receives one self-contained sample message (see :mod:`producer.plan`), loads the
 batt (cached per pool process), scores the sample and returns the compact result of
-:func:`batt_tasks.scoring.score_sample`. A soft time limit becomes a ``timeout`` result; the hard
+:func:`batt_tasks.scoring.score_sample`. Each batt call is limited to the message's ``time_limit``; the
+soft time limit (both calls) becomes a ``timeout`` result; the hard
 limit, a dead pool process or exhausted retries end the task as a failure that the producer records
 as that sample's ``timeout``/``error`` result. Nothing a batt does stops the run.
 """
@@ -23,7 +24,7 @@ from batt_tasks.celery import app
 from batt_tasks.config import settings
 from batt_tasks.loader import BattFn, BattLoadError, load_code
 from batt_tasks.sample import bundle_key, cancel_key, rejected_result, run_message
-from batt_tasks.scoring import STATUS_TIMEOUT, failed_sample, one_line
+from batt_tasks.scoring import STATUS_TIMEOUT, failed_sample, one_line, sample_time_limit
 
 logger = get_task_logger(__name__)
 
@@ -118,12 +119,13 @@ def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
             )
             raise self.retry(countdown=_conf.guard_defer_seconds)
         logger.warning("guard: sample %s runs under critical pressure (%s): no retries left", key, reason)
-    batt, refused = _load_checked(self.backend, message)
-    if refused is not None:
-        logger.error("sample %s: batt refused: %s", key, refused)
-        return rejected_result(message, self.request.hostname or "?", refused)
     try:
-        result = run_message(message, None, _conf.max_result_bytes, reraise=(SoftTimeLimitExceeded,), batt=batt)
+        batt, refused = _load_checked(self.backend, message)  # an import past the soft limit is a timeout
+        if refused is not None:
+            logger.error("sample %s: batt refused: %s", key, refused)
+            return rejected_result(message, self.request.hostname or "?", refused)
+        # the soft limit covers both batt calls: reached in the diff call, it keeps the solve call's results
+        result = run_message(message, None, _conf.max_result_bytes, timeouts=(SoftTimeLimitExceeded,), batt=batt)
         if guard.thread_error_in_result(result):
             if self.request.retries >= self.max_retries:
                 result["error"] = guard.thread_exhaustion_message(self.request.retries)
@@ -132,13 +134,13 @@ def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
             raise guard.ThreadStartError(f"{key}: {guard.THREAD_START_MESSAGE}")
         return result
     except SoftTimeLimitExceeded:
-        limit = message.get("time_limit")
+        limit = sample_time_limit(float(message["time_limit"]))
         scored = message.get("expected") is not None
         return failed_sample(
             message["task_id"],
             message["kind"],
             message["index"],
             STATUS_TIMEOUT,
-            f"time limit of {limit:g}s exceeded",
+            f"sample time limit of {limit:g}s (both calls) exceeded",
             scored,
         )

@@ -110,7 +110,7 @@ def prepare_batt(
     messages: Sequence[dict[str, Any]],
     mode: str,
     includes: Sequence[str],
-    log_path: str | None,
+    log_path: str | Path | None,
     conf: Settings,
     plan: Any = None,
 ) -> LocalRunner:
@@ -125,14 +125,14 @@ def prepare_batt(
     if mode == "distributed":
         from batt_tasks.celery import app
     if spec is not None:  # a resumed run scores the code it was submitted with
-        runner = LocalRunner(spec, log_path, conf.max_result_bytes)
+        runner = LocalRunner.acquire(spec, log_path, conf.max_result_bytes)
         if spec.get("bundle"):
             _reuse_bundle(app, spec, conf)
         runner.start()
         if app is not None and plan is not None:
             forget_refusals(app, plan.task_ids.values())
     elif is_path(ref):
-        runner = LocalRunner(ref, log_path, conf.max_result_bytes)
+        runner = LocalRunner.acquire(ref, log_path, conf.max_result_bytes)
         runner.start()
         try:
             bundle = build_bundle(Path(ref), runner.modules, includes, conf)
@@ -147,7 +147,7 @@ def prepare_batt(
     else:
         if includes:
             raise UsageError(f"--batt-include applies to a batt file (-b PATH.py), not to the module {ref!r}")
-        runner = LocalRunner(ref, log_path, conf.max_result_bytes)
+        runner = LocalRunner.acquire(ref, log_path, conf.max_result_bytes)
         runner.start()
         try:
             spec = {"module": ref, "hash": module_hash(ref)}

@@ -43,7 +43,7 @@ class RunState:
             "mode": self.mode,
             "options": self.options,
             "seed": self.options.get("seed"),
-            "dir": str(self.writer.dir),
+            "dir": None if self.writer.dir is None else str(self.writer.dir),
             "tasks": len(self.order),
             "tasks_done": len(lines),
             "samples": c.samples_total,
@@ -62,10 +62,12 @@ class RunState:
         }
 
 
-def drive(state: RunState, results: Iterator[Mapping[str, Any]], progress: RunProgress) -> None:
-    """Feed each sample result to the collector; append each completed task to ``results.jsonl``."""
+def drive(state: RunState, results: Iterator[Mapping[str, Any]], progress: RunProgress) -> Iterator[dict[str, Any]]:
+    """Feed each sample result to the collector; append each completed task to ``results.jsonl`` and yield
+    its line."""
     for result in results:
         progress.sample(result)
         line = state.collector.add(result)
         if line is not None and state.writer.add_task(line):
             progress.task()
+            yield line
