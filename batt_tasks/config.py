@@ -31,6 +31,7 @@ test can set variables before the Celery app or the producer looks at them.
 | ``BATT_GUARD_DEFER_SECONDS`` | ``5`` | countdown of the retry deferring a sample under critical pressure |
 | ``BATT_RESTORE_INTERVAL`` | ``5`` | seconds between sweeps redelivering samples unacked past the visibility timeout |
 | ``BATT_SOFT_SHUTDOWN_TIMEOUT`` | ``0`` | cold shutdown: seconds running samples get before being requeued (0: off) |
+| ``BATT_TASK_EVENTS`` | ``0`` | ``1``: workers send task events and the producer the "sent" event from the start |
 | ``BATT_SIGNING_KEY`` | (unset) | shared secret signing sample messages (producer and workers must agree) |
 | ``BATT_SIGNING_KEY_FILE`` | (unset) | file holding the signing key (used when ``BATT_SIGNING_KEY`` is unset) |
 | ``BATT_SIGNING_KEY_PREVIOUS`` | (unset) | workers also accept these keys (comma-separated), during a rotation |
@@ -116,6 +117,7 @@ class Settings:
     guard_defer_seconds: float
     restore_interval: int
     soft_shutdown_timeout: float
+    task_events: bool
     signing_key: str = field(default="", repr=False)
     signing_key_file: str = ""
     signing_key_previous: str = field(default="", repr=False)
@@ -160,6 +162,7 @@ def settings() -> Settings:
         guard_defer_seconds=_float("BATT_GUARD_DEFER_SECONDS", 5.0),
         restore_interval=_int("BATT_RESTORE_INTERVAL", 5, minimum=1),
         soft_shutdown_timeout=_float("BATT_SOFT_SHUTDOWN_TIMEOUT", 0.0),
+        task_events=bool(_int("BATT_TASK_EVENTS", 0)),
         signing_key=os.environ.get("BATT_SIGNING_KEY", "").strip(),
         signing_key_file=os.environ.get("BATT_SIGNING_KEY_FILE", "").strip(),
         signing_key_previous=os.environ.get("BATT_SIGNING_KEY_PREVIOUS", "").strip(),

@@ -31,6 +31,33 @@ def rejected_result(message: Mapping[str, Any], worker: str, reason: str) -> dic
     return result
 
 
+class SampleFailed(Exception):  # noqa: N818 - named for what it reports, as Celery shows it
+    """A sample that ended as an ``error`` or a ``timeout``, raised by the sample task so that Celery stores it
+    (and Flower shows it) as FAILURE instead of SUCCESS. Its one argument is the sample's result, which
+    the producer records as for any other sample (see ``producer.distributed.failure_result``)."""
+
+    def __init__(self, result: Mapping[str, Any]) -> None:
+        super().__init__(dict(result))
+        self.result = dict(result)
+
+    def __str__(self) -> str:
+        return f"{self.result.get('status')}: {self.result.get('error')}"
+
+    def __repr__(self) -> str:  # what Flower shows as the exception: the one-line message, not the whole result
+        return f"SampleFailed({str(self)!r})"
+
+
+def carried_result(value: Any) -> dict[str, Any] | None:
+    """The sample result a :class:`SampleFailed` carries, as a client gets it back from the result backend
+    (Celery rebuilds the exception from its name and arguments, as this class or a stand-in of that name);
+    None for anything else."""
+    if isinstance(value, BaseException) and type(value).__name__ == "SampleFailed" and value.args:
+        carried = value.args[0]
+        if isinstance(carried, dict) and "status" in carried:
+            return carried
+    return None
+
+
 def cancel_key(run_id: str) -> str:
     """The result-backend key that marks a run as cancelled: it holds the newest generation of samples to skip."""
     return f"batt-run-cancelled-{run_id}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -24,6 +25,7 @@ MATCH_SCORE = 1000
 DIFFER_MIN, DIFFER_MAX = 0, 1000
 
 STATUS_OK, STATUS_ERROR, STATUS_TIMEOUT = "ok", "error", "timeout"
+TRACEBACK_MAX_CHARS = 4000  # a failed sample's result keeps the last this many characters of its traceback
 SAMPLE_GRACE = 1.0  # seconds a sample may take beyond its two calls' limits before it is stopped whole
 
 # The fields of a task line that are measurements, not results: runs of the same work differ only in these.
@@ -39,6 +41,12 @@ def one_line(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     text = " ".join(text.split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def traceback_text(exc: BaseException, limit: int = TRACEBACK_MAX_CHARS) -> str:
+    """``exc``'s formatted traceback, keeping its last ``limit`` characters (where it was raised)."""
+    text = "".join(traceback.format_exception(exc))
+    return text if len(text) <= limit else "...\n" + text[-(limit - 4) :]
 
 
 def sample_key(task_id: str, kind: str, index: int) -> str:
@@ -196,8 +204,10 @@ def score_sample(
             result.update(status=STATUS_TIMEOUT, error=text, call="diff")
         else:
             result.update(_nothing(STATUS_TIMEOUT, text), call="solve")
+        result["traceback"] = traceback_text(exc)  # where the batt was when its time ran out
     except Exception as exc:  # noqa: BLE001 - any batt failure is this sample's error, never the run's
         result.update(_nothing(STATUS_ERROR, one_line(exc)), call=phase)
+        result["traceback"] = traceback_text(exc)
     result["seconds"] = round(time.perf_counter() - started, 6)
     return result
 
@@ -230,10 +240,14 @@ def failed_sample(task_id: str, kind: str, index: int, status: str, error: str, 
 
 
 def bound_size(result: dict[str, Any], max_bytes: int) -> dict[str, Any]:
-    """Return ``result``, or an ``error`` result saying it was too large when its JSON exceeds ``max_bytes``."""
+    """Return ``result``, or an ``error`` result saying it was too large when its JSON exceeds ``max_bytes``.
+
+    A failed sample's traceback is dropped first when that is enough to fit."""
     size = len(json.dumps(result, separators=(",", ":")))
     if size <= max_bytes:
         return result
+    if "traceback" in result:
+        return bound_size({k: v for k, v in result.items() if k != "traceback"}, max_bytes)
     return failed_sample(
         result["task_id"],
         result["kind"],

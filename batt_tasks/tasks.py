@@ -6,6 +6,11 @@ batt (cached per pool process), scores the sample and returns the compact result
 soft time limit (both calls) becomes a ``timeout`` result; the hard
 limit, a dead pool process or exhausted retries end the task as a failure that the producer records
 as that sample's ``timeout``/``error`` result. Nothing a batt does stops the run.
+
+A sample that ended as ``error`` or ``timeout`` ends the task with :class:`batt_tasks.sample.SampleFailed`
+(carrying the sample's result, traceback included): Celery stores it, and Flower shows it, as FAILURE,
+while the producer records the carried result. It is an expected exception (``throws``): the worker logs
+it in one INFO line, not as an unexpected error with Celery's own traceback.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from batt_tasks.bundle import BundleError
 from batt_tasks.celery import app
 from batt_tasks.config import settings
 from batt_tasks.loader import BattFn, BattLoadError, load_code
-from batt_tasks.sample import bundle_key, cancel_key, rejected_result, run_message
-from batt_tasks.scoring import STATUS_TIMEOUT, failed_sample, one_line, sample_time_limit
+from batt_tasks.sample import SampleFailed, bundle_key, cancel_key, rejected_result, run_message
+from batt_tasks.scoring import STATUS_OK, STATUS_TIMEOUT, failed_sample, one_line, sample_time_limit, traceback_text
 
 logger = get_task_logger(__name__)
 
@@ -97,6 +102,7 @@ def _load_checked(backend: Any, message: Mapping[str, Any]) -> tuple[BattFn | No
     retry_backoff=True,
     retry_backoff_max=_conf.retry_backoff_max,
     retry_jitter=_conf.retry_jitter,
+    throws=(SampleFailed,),
 )
 def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
     """Score one sample of one ARC task with the message's batt."""
@@ -123,20 +129,19 @@ def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
         batt, refused = _load_checked(self.backend, message)  # an import past the soft limit is a timeout
         if refused is not None:
             logger.error("sample %s: batt refused: %s", key, refused)
-            return rejected_result(message, self.request.hostname or "?", refused)
+            raise SampleFailed(rejected_result(message, self.request.hostname or "?", refused))
         # the soft limit covers both batt calls: reached in the diff call, it keeps the solve call's results
         result = run_message(message, None, _conf.max_result_bytes, timeouts=(SoftTimeLimitExceeded,), batt=batt)
         if guard.thread_error_in_result(result):
             if self.request.retries >= self.max_retries:
                 result["error"] = guard.thread_exhaustion_message(self.request.retries)
-                return result
+                raise SampleFailed(result)
             logger.warning("guard: sample %s hit %r; retrying with backoff", key, guard.THREAD_START_RESULT_ERROR)
             raise guard.ThreadStartError(f"{key}: {guard.THREAD_START_MESSAGE}")
-        return result
-    except SoftTimeLimitExceeded:
+    except SoftTimeLimitExceeded as exc:
         limit = sample_time_limit(float(message["time_limit"]))
         scored = message.get("expected") is not None
-        return failed_sample(
+        result = failed_sample(
             message["task_id"],
             message["kind"],
             message["index"],
@@ -144,3 +149,7 @@ def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
             f"sample time limit of {limit:g}s (both calls) exceeded",
             scored,
         )
+        result["traceback"] = traceback_text(exc)  # where the batt was when its time ran out
+    if result["status"] != STATUS_OK:
+        raise SampleFailed(result)
+    return result

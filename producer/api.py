@@ -22,6 +22,7 @@ one process share the Celery app, its connections and the local batt process.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -55,8 +56,10 @@ from producer.distributed import (
     submit,
     workers_online,
 )
-from producer.errors import Interrupted, UsageError
+from producer.errors import Interrupted, StopRun, UsageError
+from producer.failures import FailureTracker
 from producer.plan import new_run_id, sample_counts, sample_messages
+from producer.plan_file import find_plan_file, local_status, save_plan_file
 from producer.progress import RunProgress, say
 from producer.results import RunWriter, prepare_out
 from producer.resume import Plan, RunStatus, load_plan, resubmission_id, run_status, sample_name, save_plan
@@ -90,13 +93,17 @@ class RunOptions:
       (``--local``) or ``distributed`` (``--require-broker``: no broker is an error, no worker is waited for).
     - ``quiet``: no progress bar or notices (warnings are still printed on stderr).
     - ``no_worker_warn``/``no_worker_timeout``: ``--no-worker-warn``/``--no-worker-timeout``.
-    - ``resume``: the run id of a distributed run to reattach to (``--resume``); selection options are ignored,
-      and ``out=None`` means the run's own directory.
+    - ``resume``: the run id of a run to continue (``--resume``): a distributed run's plan is read from the
+      result backend, a local run's (or one whose backend lost it) from ``out/<run_id>/plan.json``; selection
+      options are ignored, and ``out=None`` means the run's own directory (``runs/`` for a local run).
+    - ``max_errors``: stop once this many samples failed (``--max-errors``); None: only the early stop when
+      the first 20 finished samples all failed with the same message; 0: never stop for failures.
+      A stopped run ends its iteration with ``summary["stopped"]`` saying why.
     - ``report``: write ``report.html`` (see ``batt-report``) into the run directory when the run ends, also
       when it ends early (``--report``); a report that cannot be written is a warning, never the run's failure.
     """
 
-    data: str | Sequence[str] = "arc-agi-1"
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = "arc-agi-1"
     split: str = "train"
     count: int = 0
     start: int = 0
@@ -112,6 +119,7 @@ class RunOptions:
     no_worker_warn: float = 5.0
     no_worker_timeout: float | None = None
     resume: str | None = None
+    max_errors: int | None = None
     report: bool = False
 
     def check(self) -> None:
@@ -122,6 +130,10 @@ class RunOptions:
             _check_seconds(name, value)
         if self.no_worker_timeout is not None:
             _check_seconds("--no-worker-timeout", self.no_worker_timeout)
+        if self.max_errors is not None and (
+            isinstance(self.max_errors, bool) or not isinstance(self.max_errors, int) or self.max_errors < 0
+        ):
+            raise UsageError(f"--max-errors {self.max_errors!r}: pass a number of samples >= 0")
 
 
 def _check_seconds(name: str, value: float) -> None:
@@ -182,8 +194,9 @@ class _Setup:
     order: list[str]
     messages: list[dict[str, Any]]
     base: Path | None
-    plan: Plan | None = None
+    plan: Plan
     resumed: bool = False
+    from_file: bool = False  # a resumed run whose plan came from its plan.json, not the result backend
 
 
 _warned: set[str] = set()
@@ -228,8 +241,11 @@ def _choose_mode(mode: str, conf: Settings, timeout: float) -> str:
     return "distributed"
 
 
-def _data_label(data: str | Sequence[str]) -> str | list[str]:
-    return data if isinstance(data, str) else (list(data)[0] if len(data) == 1 else list(data))
+def _data_label(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> str | list[str]:
+    if isinstance(data, (str, os.PathLike)):
+        return os.fspath(data)
+    sources = [os.fspath(d) for d in data]
+    return sources[0] if len(sources) == 1 else sources
 
 
 def _new_setup(opts: RunOptions, conf: Settings) -> _Setup:
@@ -238,7 +254,8 @@ def _new_setup(opts: RunOptions, conf: Settings) -> _Setup:
     drawn = opts.count < 0 and not opts.ids and seed is None
     if drawn:
         seed = new_seed()
-    ids = select(tasks.keys(), opts.count, opts.start, seed, list(opts.ids) if opts.ids else None)
+    wanted = [opts.ids] if isinstance(opts.ids, str) else list(opts.ids or [])  # one id given as a string
+    ids = select(tasks.keys(), opts.count, opts.start, seed, wanted or None)
     if drawn:  # printed even when quiet: without it the draw could not be repeated
         say(f"seed {seed} (repeat this draw with --seed {seed})")
     batt = resolve(opts.batt)
@@ -253,52 +270,78 @@ def _new_setup(opts: RunOptions, conf: Settings) -> _Setup:
         "count": opts.count,
         "start": opts.start,
         "seed": seed,
-        "ids": list(opts.ids) if opts.ids else None,
+        "ids": wanted or None,
         "batt": batt,
         "timeout": opts.timeout,
     }
     messages = sample_messages(run_id, tasks, ids, batt, opts.timeout)
-    plan = None
-    if mode == "distributed":
-        task_ids = {sample_name(m): sample_task_id(m) for m in messages}
-        out = "" if base is None else str(base.resolve())
-        plan = Plan(run_id, options, ids, {t: tasks[t] for t in ids}, out, task_ids)
+    task_ids = {sample_name(m): sample_task_id(m) for m in messages}
+    out = "" if base is None else str(base.resolve())
+    plan = Plan(run_id, options, ids, {t: tasks[t] for t in ids}, out, task_ids)
     return _Setup(run_id, mode, options, ids, messages, base, plan)
 
 
-def _broker_or_fail(conf: Settings, what: str) -> None:
+def _find_plan(run_id: str, out: str | Path | None, conf: Settings, what: str) -> tuple[Plan, bool]:
+    """The plan of ``run_id``: from the result backend when the broker answers and has it, else from
+    ``out/RUN_ID/plan.json`` (``out`` defaults to ``runs``). Returns (plan, whether it came from the file)."""
+    from batt_tasks.celery import app
+
     try:
         check_broker(conf.broker_url, conf.broker_check_timeout)
+        unreachable = None
     except BrokerUnavailable as exc:
+        unreachable = exc
+    missing: Exception | None = None
+    if unreachable is None:
+        try:
+            return load_plan(app, run_id), False
+        except UsageError as exc:
+            missing = exc
+    folder = Path(out if out is not None else DEFAULT_OUT)
+    plan = find_plan_file(folder, run_id)
+    if plan is not None:
+        return plan, True
+    where = folder / run_id / "plan.json"
+    if unreachable is not None:
         raise UsageError(
-            f"{what} needs the broker, which is unreachable ({exc}); start it or fix BATT_BROKER_URL"
-        ) from None
+            f"{what} {run_id}: no {where}, and the broker is unreachable ({unreachable}); pass the run's --out, "
+            "or start the broker"
+        )
+    raise UsageError(f"{missing}; nor is there a {where} (pass the run's --out)")
 
 
 def _resume_setup(opts: RunOptions, conf: Settings) -> _Setup:
-    from batt_tasks.celery import app
-
     assert opts.resume is not None
-    _broker_or_fail(conf, "--resume")
-    plan = load_plan(app, opts.resume)
+    plan, from_file = _find_plan(opts.resume, opts.out, conf, "--resume")
     plan.generation += 1
     base = prepare_out(str(opts.out if opts.out is not None else plan.out or DEFAULT_OUT))
-    return _Setup(plan.run_id, "distributed", plan.options, plan.order, plan.messages(), base, plan, resumed=True)
+    mode = "distributed"
+    if from_file:  # a local run (or one whose backend lost it): locally, or on a cluster if one answers now
+        mode = _choose_mode(opts.mode, conf, conf.broker_check_timeout)
+        if mode == "distributed":
+            check_time_limit(plan.options["timeout"], conf.visibility_timeout)
+    messages = plan.messages()
+    return _Setup(plan.run_id, mode, plan.options, plan.order, messages, base, plan, resumed=True, from_file=from_file)
 
 
-def status(run_id: str) -> str:
-    """One line on a distributed run's progress (``batt-submit --status``): samples finished, running,
-    queued and lost."""
+def status(run_id: str, out: str | Path | None = None) -> str:
+    """One line on a run's progress (``batt-submit --status``): for a distributed run, samples finished,
+    running, queued, cancelled and lost; for a run known from ``out/RUN_ID/plan.json`` (a local run), what
+    its ``results.jsonl`` holds."""
     from batt_tasks.celery import app
 
     conf = settings()
-    _broker_or_fail(conf, "--status")
-    plan = load_plan(app, run_id)
-    counts = run_status(app, plan, conf.broker_url).counts()
+    plan, from_file = _find_plan(run_id, out, conf, "--status")
+    if from_file:
+        return local_status(plan, Path(out if out is not None else DEFAULT_OUT).expanduser() / plan.run_id)
+    mark = app.backend.get(cancel_key(plan.run_id))
+    stopped = mark is not None and int(mark) >= plan.generation
+    counts = run_status(app, plan, conf.broker_url, stopped).counts()
     total = sum(counts.values())
     return (
         f"run {plan.run_id}: {counts['finished']}/{total} samples finished, {counts['running']} running, "
-        f"{counts['pending']} queued, {counts['lost']} lost (resubmitted by --resume); "
+        f"{counts['pending']} queued, {counts['cancelled']} cancelled, {counts['lost']} lost "
+        "(cancelled and lost ones are submitted again by --resume); "
         f"{len(plan.order)} tasks, results in {Path(plan.out) / plan.run_id}"
     )
 
@@ -333,6 +376,7 @@ class Run:
         quiet: bool,
         watch: tuple[float, float | None],
         report: bool = False,
+        max_errors: int | None = None,
         includes: Sequence[str] = (),
     ) -> None:
         self.run_id = setup.run_id
@@ -358,10 +402,17 @@ class Run:
             raise
         if self.mode == "distributed":
             self._runner.release()
+        if self._writer.dir is not None:
+            save_plan_file(self._writer.dir, setup.plan)  # --resume/--status find the run here, without the broker
         collector = Collector(sample_counts(setup.messages))
         for line in self._writer.tasks.values():
             collector.mark_done(line)
-        self._state = RunState(self.run_id, self.mode, self.options, self.order, collector, self._writer)
+        errors_log = None if self._writer.dir is None else self._writer.dir / "errors.log"
+        failures = FailureTracker(errors_log, say, max_errors)
+        failures.seed(self._writer.tasks.values())
+        self._state = RunState(
+            self.run_id, self.mode, self.options, self.order, collector, self._writer, failures=failures
+        )
         self._gen: Iterator[dict[str, Any]] | None = None
         self._closed = False
         verb = "resuming" if setup.resumed else "run"
@@ -408,7 +459,7 @@ class Run:
             return
         self._closed = True
         complete = self._state.collector.samples_done >= self._state.collector.samples_total
-        if not complete:
+        if not complete and self._state.stopped is None:
             self._state.interrupted = True
         with _signals_ignored():
             try:
@@ -442,15 +493,18 @@ class Run:
         with RunProgress(
             len(self._setup.messages), len(self.order), self._quiet, c.samples_done, len(c.done_tasks)
         ) as p:
-            if self.mode == "local":
-                pending = [m for m in self._setup.messages if m["task_id"] not in c.done_tasks]
-                try:
-                    yield from drive(state, (self._runner.run(m) for m in pending), p)
-                except (KeyboardInterrupt, Interrupted):
-                    self._interrupted()
-                    raise
-            else:
-                yield from self._distributed(p)
+            try:
+                if self.mode == "local":
+                    pending = [m for m in self._setup.messages if m["task_id"] not in c.done_tasks]
+                    try:
+                        yield from drive(state, (self._runner.run(m) for m in pending), p)
+                    except (KeyboardInterrupt, Interrupted):
+                        self._interrupted()
+                        raise
+                else:
+                    yield from self._distributed(p)  # its pending samples are cancelled on the way out
+            except StopRun as exc:  # --max-errors, or the early stop: the iteration ends here
+                state.stopped = str(exc)
 
     def _interrupted(self) -> None:
         self._state.interrupted = True
@@ -508,7 +562,7 @@ class Run:
         from batt_tasks.celery import app
 
         by_name = {sample_name(m): m for m in self._setup.messages if m["task_id"] not in done_tasks}
-        if not self._setup.resumed:
+        if not self._setup.resumed or self._setup.from_file:  # from plan.json: never submitted to this cluster
             jobs = {plan.task_ids[n]: m for n, m in by_name.items()}
             return jobs, [], dict(jobs)
         broker_url = self._conf.broker_url
@@ -552,7 +606,15 @@ def score_batt(options: RunOptions | None = None, /, **kwargs: Any) -> Run:
     opts.check()
     conf = settings()
     setup = _resume_setup(opts, conf) if opts.resume else _new_setup(opts, conf)
-    return Run(setup, conf, opts.quiet, (opts.no_worker_warn, opts.no_worker_timeout), opts.report, opts.batt_include)
+    return Run(
+        setup,
+        conf,
+        opts.quiet,
+        (opts.no_worker_warn, opts.no_worker_timeout),
+        opts.report,
+        opts.max_errors,
+        opts.batt_include,
+    )
 
 
 __all__ = ["DEFAULT_OUT", "MODES", "Run", "RunOptions", "TaskResult", "score_batt", "status"]

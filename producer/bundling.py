@@ -24,7 +24,7 @@ from batt_tasks import signing
 from batt_tasks.bundle import Bundle, BundleError, pack, read_files
 from batt_tasks.config import Settings
 from batt_tasks.loader import BattLoadError, bundle_cache, bundle_limits, is_path, module_hash
-from batt_tasks.sample import REJECTED, bundle_key
+from batt_tasks.sample import REJECTED, bundle_key, carried_result
 from producer.errors import UsageError
 from producer.local import LocalRunner
 
@@ -183,11 +183,12 @@ def forget_refusals(app: Any, task_ids: Iterable[str]) -> list[str]:
     again (after the cause was fixed) instead of collecting the refusals."""
     from producer.resume import backend_metas
 
-    gone = [
-        i
-        for i, meta in backend_metas(app, task_ids).items()
-        if meta and isinstance(meta.get("result"), dict) and meta["result"].get(REJECTED)
-    ]
+    gone = []
+    for i, meta in backend_metas(app, task_ids).items():
+        result = (meta or {}).get("result")
+        result = carried_result(result) or result  # stored as FAILURE, carrying the sample's result
+        if isinstance(result, dict) and result.get(REJECTED):
+            gone.append(i)
     for i in gone:
         app.backend.forget(i)
     return gone

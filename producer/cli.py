@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 from batt_tasks.loader import DEFAULT_BATT
@@ -27,8 +28,9 @@ from producer.errors import (
     USAGE_ERRORS,
     Interrupted,
 )
+from producer.help_text import EPILOG, version
 from producer.local import shutdown
-from producer.progress import out_console, say, summary_table
+from producer.progress import err_console, out_console, say, summary_table
 
 __all__ = ["DEFAULT_OUT", "build_parser", "entry", "main", "options_from"]
 
@@ -48,12 +50,25 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-errors {text!r} is not a whole number; pass N >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--max-errors {value}: pass a number of samples >= 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``batt-submit`` argument parser."""
     p = _Parser(
         prog="batt-submit",
         description="Score every candidate of a batt on every sample of ARC tasks, on a Celery cluster or locally.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sel = p.add_argument_group("task selection")
     sel.add_argument(
         "-c",
@@ -128,7 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop (exit 2) when no worker has consumed samples for this long (default: wait)",
     )
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
+    run.add_argument(
+        "--max-errors",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="stop (exit 1, finished tasks kept) once N samples failed; by default the run stops when the "
+        "first 20 samples all failed with the same message; 0: never stop for failures",
+    )
+    run.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only the run directory (one line on stdout); errors still go to stderr",
+    )
+    run.add_argument("--json", action="store_true", help="print summary.json on stdout at the end (table on stderr)")
     run.add_argument(
         "--report", action="store_true", help="write report.html (see batt-report) into the run directory at the end"
     )
@@ -136,10 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument(
         "--resume",
         metavar="RUN_ID",
-        help="reattach to a distributed run whose producer died: collect what finished, "
-        "resubmit what was lost, write the same result files",
+        help="continue a run that stopped (Ctrl-C, --max-errors, a producer that died): collect what finished, "
+        "run or resubmit the rest, write the same result files; a local run (or one whose broker is gone) "
+        "is found in --out/RUN_ID/plan.json and continues locally, or on a cluster if one is available",
     )
-    again.add_argument("--status", metavar="RUN_ID", help="print a distributed run's progress without collecting")
+    again.add_argument(
+        "--status", metavar="RUN_ID", help="print a run's progress without collecting (local runs: from --out)"
+    )
     return p
 
 
@@ -174,6 +206,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         no_worker_warn=args.no_worker_warn,
         no_worker_timeout=args.no_worker_timeout,
         resume=args.resume,
+        max_errors=args.max_errors,
         report=args.report,
     )
 
@@ -181,9 +214,11 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 def _run(args: argparse.Namespace) -> int:
     """Run the API, print its summary, and turn its outcome into an exit code."""
     if args.status:
-        print(status(args.status))
+        print(status(args.status, args.out))
         return EXIT_OK
     run = score_batt(options_from(args))
+    if args.quiet and not args.json:
+        print(run.dir, flush=True)  # the one line a script needs: where the results go
     code = EXIT_OK
     interrupted = False
     try:
@@ -198,14 +233,18 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         run.close()
     summary = run.summary or {}
+    if args.json and run.dir is not None:
+        print((run.dir / "summary.json").read_text(encoding="utf-8"), flush=True)
     if not args.quiet:
-        out_console.print(summary_table(summary))
-    if interrupted:
-        say(
-            f"interrupted: {summary['tasks_done']} finished tasks kept in {run.dir}; "
-            f"continue with: batt-submit --resume {run.run_id}"
-        )
-        return EXIT_INTERRUPTED
+        (err_console if args.json else out_console).print(summary_table(summary))
+    again = f"batt-submit --resume {run.run_id}"
+    if run.dir is not None and run.dir.parent.resolve() != Path(DEFAULT_OUT).resolve():
+        again += f" --out {run.dir.parent}"
+    stopped = summary.get("stopped")
+    if interrupted or stopped:
+        why = "interrupted" if interrupted else f"stopped: {stopped}"
+        say(f"{why}; {summary['tasks_done']} finished tasks kept in {run.dir}; continue with: {again}")
+        return EXIT_INTERRUPTED if interrupted else EXIT_SAMPLE_ERRORS
     if code != EXIT_OK:
         return code
     return EXIT_SAMPLE_ERRORS if summary["errors"] or summary["timeouts"] else EXIT_OK
@@ -215,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``batt-submit``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.ids and (args.count or args.start):
+        parser.error("-i/--ids names the tasks itself; drop -c/-s, or drop -i")
     with _sigterm_interrupts():
         try:
             return _run(args)

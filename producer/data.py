@@ -9,6 +9,7 @@ raises :class:`~producer.errors.UsageError` naming the file, the task and what i
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,13 +156,15 @@ def _load_source(data: str, split: str) -> list[tuple[str, dict[str, Task]]]:
     return [(f"--data {data}", tasks)]
 
 
-def load_tasks(data: str | Sequence[str], split: str = "train") -> dict[str, Task]:
+def load_tasks(
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], split: str = "train"
+) -> dict[str, Task]:
     """Load and validate every task of ``--data`` (a built-in name or a path, or several) and ``--split``.
 
     Several sources (``--data`` repeated, or ``--split both``) make one set of tasks; a task id found in two
     of them is a :class:`UsageError` naming both (the same source given twice counts once).
     """
-    sources = [data] if isinstance(data, str) else list(dict.fromkeys(data))
+    sources = [os.fspath(data)] if isinstance(data, (str, os.PathLike)) else list(dict.fromkeys(map(os.fspath, data)))
     if not sources:
         raise UsageError("--data: no data source given; pass a data set name or a path")
     tasks: dict[str, Task] = {}

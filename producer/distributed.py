@@ -25,7 +25,7 @@ from celery import Celery, states
 from celery.result import AsyncResult, ResultSet
 from kombu.utils.url import maybe_sanitize_url
 
-from batt_tasks.sample import cancel_key
+from batt_tasks.sample import cancel_key, carried_result
 from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, one_line, sample_time_limit
 from producer.errors import UsageError
 
@@ -132,6 +132,12 @@ def check_broker(url: str, timeout: float) -> None:
             raise UsageError(
                 f"broker {shown} rejected the credentials ({exc}); fix the password in BATT_BROKER_URL"
             ) from None
+        except redis.exceptions.InvalidResponse as exc:  # something answers there, but not in Redis's protocol
+            said = str(exc).removeprefix("Protocol Error: ")
+            raise UsageError(
+                f"BATT_BROKER_URL {shown}: the service answering there is not Redis (it said {said[:120]}); "
+                "point BATT_BROKER_URL at the Redis broker's host and port"
+            ) from None
         except redis.exceptions.ResponseError as exc:
             _drop_client(url, timeout)
             if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
@@ -220,9 +226,14 @@ def result_set(submitted: Sequence[AsyncResult], waiting: Sequence[str], app: Ce
 
 
 def failure_result(message: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The sample result of a task that ended without returning one (FAILURE or REVOKED)."""
+    """The sample result of a task that ended without returning one (FAILURE or REVOKED).
+
+    A sample that failed inside the batt (or timed out softly) carries its own result in the exception."""
     exc = meta.get("result")
     name = type(exc).__name__ if isinstance(exc, BaseException) else str(meta.get("status"))
+    carried = carried_result(exc)  # an error/timeout sample the worker stored as FAILURE
+    if carried is not None and carried.get("task_id") == message["task_id"]:
+        return carried
     scored = message.get("expected") is not None
     args = (message["task_id"], message["kind"], message["index"])
     if name == "TimeLimitExceeded":
@@ -263,18 +274,31 @@ class NoWorkerWatch(StallWatch):
     def __init__(
         self, app: Celery, warn_after: float, give_up_after: float | None, warn: Callable[[str], None]
     ) -> None:
-        super().__init__(warn_after)
+        # checked every warn_after seconds, and also once --no-worker-timeout is reached (not at the next
+        # warning after it: --no-worker-timeout 8 with warnings every 5 s stops after 8 s, not 10)
+        super().__init__(warn_after if give_up_after is None else min(warn_after, give_up_after))
+        self.warn_after = warn_after
         self.app = app
         self.give_up_after = give_up_after
         self.warn = warn
         self.no_worker_since: float | None = None
+        self.last_warning = 0.0
 
     def progress(self) -> None:
         super().progress()
         self.no_worker_since = None
 
+    def _give_up_due(self) -> bool:
+        if self.give_up_after is None or self.no_worker_since is None:
+            return False
+        now = time.monotonic()
+        if now - self.no_worker_since < self.give_up_after:
+            return False
+        self.last_check = now
+        return True
+
     def __call__(self) -> None:
-        if not self.due():
+        if not (self.due() or self._give_up_due()):
             return
         now = self.last_check
         if self.app.control.ping(timeout=1.0, limit=1):
@@ -286,6 +310,9 @@ class NoWorkerWatch(StallWatch):
         url = safe_url(self.app.conf.broker_url)
         if self.give_up_after is not None and idle >= self.give_up_after:
             raise NoWorker(f"no worker consumed samples from {url} for {idle:.0f}s (--no-worker-timeout)")
+        if idle < self.warn_after or now - self.last_warning < self.warn_after:
+            return
+        self.last_warning = now
         self.warn(
             f"warning: no worker is consuming from {url} ({idle:.0f}s); start one with: "
             f"BATT_BROKER_URL={url} celery -A batt_tasks worker -c 2"

@@ -25,3 +25,7 @@ class Interrupted(BaseException):
 
 USAGE_ERRORS: tuple[type[Exception], ...] = _usage_errors()
 """Every exception whose one-line message is the user's to act on (exit code 2)."""
+
+
+class StopRun(Exception):
+    """The run stops early (``--max-errors``, or every early sample failed alike): exit code 1, results kept."""

@@ -6,6 +6,11 @@
   with one dict per test input, written atomically at the end (also after an interrupt).
 - ``summary.json``: the run's options, counts and timings, written atomically at the end.
 - ``batt.log``: the batt's ``log_path`` in local mode, and its stdout/stderr.
+- ``errors.log``: the traceback of the first failed sample of each kind (see :mod:`producer.failures`).
+- ``plan.json``: the run's plan, so that ``--resume``/``--status`` work without the broker (see
+  :mod:`producer.plan_file`).
+
+Every file follows the umask.
 """
 
 from __future__ import annotations
@@ -25,10 +30,23 @@ from producer.errors import UsageError
 EMPTY_ATTEMPT = [[0]]  # what the ARC Prize format expects when a candidate gave no attempt
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back: there is no other way to read it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (permissions ``mode``, else 0600)."""
+    """Write ``text`` to ``path`` through a temporary file and a rename, with permissions ``mode``, else the
+    mode an ordinary file gets.
+
+    ``mkstemp`` creates its file 0600; the result files follow the umask like ``results.jsonl`` does, so
+    a results directory bind-mounted from a container is readable on the host.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -42,8 +60,8 @@ def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON to ``path`` through a temporary file and a rename."""
-    write_text_atomic(path, json.dumps(value, separators=(",", ":")))  # dumps: C encoder; json.dump streams
+    """Write ``value`` as JSON to ``path`` atomically (see :func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(value, separators=(",", ":")))  # dumps: C encoder; dump streams in Python
 
 
 def prepare_out(out: str) -> Path:

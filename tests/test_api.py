@@ -292,3 +292,11 @@ def test_100_one_task_runs_in_one_process_leak_nothing(cluster: dict[str, str]) 
     assert after["children"] == before["children"], report
     # a leak of one per run would show as +100; allow a reconnect or two
     assert after["fds"] <= before["fds"] + 2 and after["connections"] <= before["connections"] + 2, report
+
+
+def test_paths_and_a_single_id_string_are_accepted(tmp_path: Path) -> None:
+    data = write_tasks(tmp_path / "data", ["aaaa0001", "aaaa0002"])
+    with score_batt(data=data, ids="aaaa0002", batt=RAISES, out=None, mode="local", quiet=True) as run:
+        assert [r.task_id for r in run] == ["aaaa0002"]
+    assert run.options["data"] == str(data) and run.options["ids"] == ["aaaa0002"]
+    assert sorted(load_tasks([data, str(data)])) == ["aaaa0001", "aaaa0002"]

@@ -142,7 +142,8 @@ def test_default_run_on_arc_agi_1(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_cli("-c", "2", "-q", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.strip() == "" and proc.stdout.strip() == ""  # -q: nothing but errors
+    # -q: nothing but errors on stderr, and the run directory as the one line on stdout
+    assert proc.stderr.strip() == "" and proc.stdout.splitlines() == [str(run_dir(out))]
     results, submission, summary = read_run(out)
     tasks = load_tasks("arc-agi-1", "train")
     expected_ids = sorted(tasks)[:2]
