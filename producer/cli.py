@@ -114,7 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with -b PATH.py: also ship these files (glob relative to the batt's directory; repeatable)",
     )
     run.add_argument(
-        "-t", "--timeout", type=_seconds, default=20.0, metavar="SECONDS", help="time limit per sample (default 20)"
+        "-t",
+        "--timeout",
+        type=_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="time limit per batt call (solve, diff); a sample is stopped at 2 x SECONDS + 1 (default 20)",
     )
     run.add_argument(
         "--out",
