@@ -446,14 +446,9 @@ def require_netns() -> None:
 
 def start_ns_redis(net: Any, host: str, port: int, directory: Path) -> None:
     """A redis-server (AOF on) in ``host``'s namespace, listening on every address there."""
-    from redis_proc import redis_server_binary
+    from redis_proc import host_redis_argv
 
-    directory.mkdir(parents=True, exist_ok=True)
-    net.popen(
-        host,
-        [redis_server_binary(), "--port", str(port), "--bind", "0.0.0.0", "--protected-mode", "no",
-         "--dir", str(directory), "--save", "", "--appendonly", "yes", "--logfile", str(directory / "redis.log")],
-    )  # fmt: skip
+    net.popen(host, host_redis_argv(port, directory, appendonly=True))
 
 
 def two_host_run(net: Any, env: Callable[..., dict[str, str]], ids: list[str], out: Path) -> tuple[list[Any], Submit]:
