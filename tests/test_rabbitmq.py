@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from redis_proc import free_port
+from redis_proc import free_port, wait_for
 from workers import Worker, assert_distributed_equals_local, rabbit_env, run_dir, run_submit, summary
 
 pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
@@ -47,12 +47,20 @@ def test_distributed_equals_local_on_a_quorum_queue(rabbit_server, env, worker, 
     assert args["x-queue-type"] == "quorum" and queue["durable"] is True
     assert args["x-delivery-limit"] == 5 and args["x-dead-letter-exchange"] == "batt.dead"
     assert rabbit_server.queue(vhost, "batt.dead")["arguments"]["x-queue-type"] == "quorum"
-    # the run's --status: every sample finished, no traceback
-    done = run_submit(env, "--status", run_dir(out).name)
-    assert done.returncode == 0, done.stderr
+    # the run's --status: every sample finished, no traceback; the unacknowledged count comes from the management
+    # API, whose statistics lag by up to its collection interval (5 s): "?" until it has them
     total = summary(out)["samples"]
-    assert f"{total}/{total} samples finished, 0 queued or running" in done.stdout, done.stdout
-    assert "queue batt: 0 ready, 0 unacknowledged, 1 consumers" in done.stdout, done.stdout
+    lines: list[str] = []
+
+    def status_complete() -> bool:
+        done = run_submit(env, "--status", run_dir(out).name)
+        assert done.returncode == 0, done.stderr
+        lines.append(done.stdout)
+        return "0 unacknowledged" in done.stdout
+
+    wait_for(status_complete, 60, 1.0, "--status to show the management API's counts")
+    assert f"{total}/{total} samples finished, 0 queued or running" in lines[-1], lines[-1]
+    assert "queue batt: 0 ready, 0 unacknowledged, 1 consumers" in lines[-1], lines[-1]
 
 
 def test_status_of_queued_samples_and_resume(env, tmp_path):
@@ -178,7 +186,6 @@ def test_flower_shows_the_samples_of_a_run_on_rabbitmq(env, worker, tmp_path):
     import sys
     import urllib.request
 
-    from redis_proc import wait_for
     from workers import ROOT
 
     port = free_port()

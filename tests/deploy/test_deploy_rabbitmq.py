@@ -11,6 +11,7 @@ from deploy_support import clean_env, compose_config, unescape_dollars
 TEST_VARS = {
     "BATT_REDIS_PASSWORD": "s3cr3t-test-pw",
     "BATT_FLOWER_BASIC_AUTH": "admin:flower-test-pw",
+    "BATT_SIGNING_KEY": "signing-test-key",
     "BATT_RABBITMQ_PASSWORD": "rabbit-test-pw",
     "BATT_BROKER_URL": "amqp://batt:rabbit-test-pw@rabbitmq:5672/batt",
 }
@@ -22,7 +23,9 @@ def config() -> dict[str, Any]:
 
 
 def test_rabbitmq_is_only_in_its_profile() -> None:
-    plain = compose_config(clean_env(BATT_REDIS_PASSWORD="x", BATT_FLOWER_BASIC_AUTH="a:b"), profiles=())
+    plain = compose_config(
+        clean_env(BATT_REDIS_PASSWORD="x", BATT_FLOWER_BASIC_AUTH="a:b", BATT_SIGNING_KEY="k"), profiles=()
+    )
     assert "rabbitmq" not in plain["services"]
 
 
