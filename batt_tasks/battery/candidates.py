@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from batt_tasks.battery import dsl, learn, rules
+from batt_tasks.battery import dsl, features, learn, rules
 from batt_tasks.battery.dsl import Grid, GridFn, background, shape
 from batt_tasks.battery.learn import Context, NotLearned
 from batt_tasks.battery.objects import SELECTORS, Obj, erase, keep_only, objects, paint
@@ -978,6 +978,7 @@ def build() -> tuple[Candidate, ...]:
             compose(colormap_learned, _plain(lambda g, d=direction: dsl.gravity(g, d)), f"gravity_{direction}"),
         )
     add_rule_families(reg)
+    add_feature_families(reg)
     return tuple(reg.items)
 
 
@@ -1059,6 +1060,17 @@ def _holey_colour(grid: Grid) -> int:
     if len({o.colour for o in holey}) != 1:
         raise ValueError("no single holey colour")
     return holey[0].colour
+
+
+def feature_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """Each output cell from the fewest cell features that explain the other train pairs (leave-one-out)."""
+    table = ctx.need("feature_table", lambda: features.learn_feature_table(ctx.loo(), grid))
+    return features.apply_feature_table(table, grid)
+
+
+def add_feature_families(reg: Registry) -> None:
+    """The cell-feature table learners of :mod:`batt_tasks.battery.features`."""
+    reg.add("feature_table_learned", feature_table_learned)
 
 
 def _plain(fn: GridFn) -> CandidateFn:

@@ -1,0 +1,365 @@
+"""Cell features and the feature-table learner: each output cell from a few features of its input cell.
+
+For same-shaped tasks, every input cell gets a vector of small integer features (its colour, its
+neighbours' colours, the first colour seen along each ray, its object's size and rank, whether its
+background region is enclosed, the colours at the row's and column's ends, its mirror images...).
+:func:`learn_feature_table` looks for the smallest subset of features (one, two, or the cell's colour
+and two more) whose values determine the output colour on every train pair, and whose values on the
+sample input were all seen: a table ``feature values -> colour``. Tables are learned leave-one-out by
+the candidates, like every table learner of the battery.
+
+Costs are bounded: features are numpy arrays over at most 30×30 cells, subsets are checked with one
+``bincount`` each, and the number of subsets tried is capped (:data:`MAX_TRIES`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+
+from batt_tasks.battery import dsl
+from batt_tasks.battery.dsl import Grid, background, shape
+from batt_tasks.battery.objects import objects
+
+Pair = tuple[Grid, Grid]
+NONE = 10  #: feature value for "no colour" (outside the grid, no cell along a ray...)
+CLIP = 12  #: counts and sizes are clipped to 0..CLIP-1
+MAX_TRIES = 1500  #: subsets checked per learning, at most
+MAX_BINS = 1 << 20  #: a subset whose key space is larger than this is skipped
+
+_RAYS = {
+    "up": (-1, 0),
+    "down": (1, 0),
+    "left": (0, -1),
+    "right": (0, 1),
+    "up_left": (-1, -1),
+    "up_right": (-1, 1),
+    "down_left": (1, -1),
+    "down_right": (1, 1),
+}
+
+
+def _shifted(a: np.ndarray, dr: int, dc: int, fill: int) -> np.ndarray:
+    """``out[r, c] = a[r + dr, c + dc]`` (``fill`` outside the grid)."""
+    h, w = a.shape
+    padded = np.full((h + 2, w + 2), fill, dtype=np.int64)
+    padded[1:-1, 1:-1] = a
+    return padded[1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w]
+
+
+def _ray_colour(a: np.ndarray, fg: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """The colour of the first foreground cell strictly beyond each cell in direction ``(dr, dc)``, else NONE."""
+    h, w = a.shape
+    out = np.full((h, w), NONE, dtype=np.int64)
+    rows = range(h - 1, -1, -1) if dr > 0 else range(h)
+    cols = range(w - 1, -1, -1) if dc > 0 else range(w)
+    # sweep so the neighbour in the ray's direction is final before the cell itself
+    if dr != 0 and dc == 0:
+        for r in rows:
+            nr = r + dr
+            if 0 <= nr < h:
+                out[r] = np.where(fg[nr], a[nr], out[nr])
+        return out
+    if dc != 0 and dr == 0:
+        for c in cols:
+            nc = c + dc
+            if 0 <= nc < w:
+                out[:, c] = np.where(fg[:, nc], a[:, nc], out[:, nc])
+        return out
+    for r in rows:
+        nr = r + dr
+        if not 0 <= nr < h:
+            continue
+        # the diagonal neighbour of (r, c) is (nr, c + dc)
+        src = np.full(w, NONE, dtype=np.int64)
+        src_fg = np.zeros(w, dtype=bool)
+        src_out = np.full(w, NONE, dtype=np.int64)
+        if dc > 0:
+            src[:-1], src_fg[:-1], src_out[:-1] = a[nr, 1:], fg[nr, 1:], out[nr, 1:]
+        else:
+            src[1:], src_fg[1:], src_out[1:] = a[nr, :-1], fg[nr, :-1], out[nr, :-1]
+        out[r] = np.where(src_fg, src, src_out)
+    return out
+
+
+def _object_maps(grid: Grid, univalued: bool, diagonal: bool) -> dict[str, np.ndarray]:
+    h, w = shape(grid)
+    size = np.zeros((h, w), dtype=np.int64)
+    rank = np.full((h, w), CLIP - 1, dtype=np.int64)
+    extreme = np.zeros((h, w), dtype=np.int64)
+    edge = np.zeros((h, w), dtype=np.int64)
+    border = np.zeros((h, w), dtype=np.int64)
+    ncol = np.zeros((h, w), dtype=np.int64)
+    try:
+        objs = objects(grid, univalued, diagonal)
+    except ValueError:  # too many objects: the object features say nothing
+        objs = ()
+    sizes = sorted({o.size for o in objs}, reverse=True)
+    for o in objs:
+        top, left, bottom, right = o.box
+        k = sizes.index(o.size)
+        ext = 1 if k == 0 else (2 if k == len(sizes) - 1 else 3)
+        touches = int(top == 0 or left == 0 or bottom == h - 1 or right == w - 1)
+        for r, c, _ in o.cells:
+            size[r, c] = min(o.size, CLIP - 1)
+            rank[r, c] = min(k, CLIP - 1)
+            extreme[r, c] = ext
+            edge[r, c] = int(r in (top, bottom) or c in (left, right))
+            border[r, c] = touches
+            ncol[r, c] = len(o.colours)
+    return {"size": size, "rank": rank, "extreme": extreme, "box_edge": edge, "touches_border": border, "ncol": ncol}
+
+
+def _bg_regions(grid: Grid, bg: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per background cell: its 4-connected background region's size (clipped) and whether it touches the border."""
+    h, w = shape(grid)
+    marked = tuple(tuple(1 if v == bg else 0 for v in row) for row in grid)
+    size = np.zeros((h, w), dtype=np.int64)
+    border = np.zeros((h, w), dtype=np.int64)
+    try:
+        regions = objects(marked, True, False, 0)
+    except ValueError:
+        regions = ()
+    for reg in regions:
+        top, left, bottom, right = reg.box
+        touches = int(top == 0 or left == 0 or bottom == h - 1 or right == w - 1)
+        for r, c, _ in reg.cells:
+            size[r, c] = min(reg.size, CLIP - 1)
+            border[r, c] = 1 + touches
+    return size, border
+
+
+@lru_cache(maxsize=64)
+def cell_features(grid: Grid) -> tuple[tuple[str, ...], np.ndarray]:
+    """The feature names and a ``(features, cells)`` array of small non-negative ints for ``grid``."""
+    a = dsl.to_array(grid).astype(np.int64)
+    h, w = a.shape
+    bg = background(grid)
+    fg = a != bg
+    rr, cc = np.indices((h, w))
+    feats: dict[str, np.ndarray] = {"colour": a, "is_fg": fg.astype(np.int64)}
+    for name, (dr, dc) in _RAYS.items():
+        feats[f"n_{name}"] = _shifted(a, dr, dc, NONE)
+    fgp = fg.astype(np.int64)
+    feats["n4_fg"] = sum(_shifted(fgp, dr, dc, 0) for dr, dc in dsl.NEIGHBOURS_4)
+    feats["n8_fg"] = sum(_shifted(fgp, dr, dc, 0) for dr, dc in dsl.NEIGHBOURS_8)
+    same = [(_shifted(a, dr, dc, NONE) == a).astype(np.int64) for dr, dc in dsl.NEIGHBOURS_8]
+    feats["n4_same"] = sum(same[:4])
+    feats["n8_same"] = sum(same)
+    rays = {name: _ray_colour(a, fg, dr, dc) for name, (dr, dc) in _RAYS.items()}
+    for name, ray in rays.items():
+        feats[f"ray_{name}"] = ray
+    feats["between_h"] = np.where(rays["left"] == rays["right"], rays["left"], NONE)
+    feats["between_v"] = np.where(rays["up"] == rays["down"], rays["up"], NONE)
+    feats["between_d"] = np.where(rays["up_left"] == rays["down_right"], rays["up_left"], NONE)
+    feats["between_a"] = np.where(rays["up_right"] == rays["down_left"], rays["up_right"], NONE)
+    feats["row_fg"] = fg.any(axis=1)[:, None].repeat(w, axis=1).astype(np.int64)
+    feats["col_fg"] = fg.any(axis=0)[None, :].repeat(h, axis=0).astype(np.int64)
+    feats["row_start"] = a[:, :1].repeat(w, axis=1)
+    feats["row_end"] = a[:, -1:].repeat(w, axis=1)
+    feats["col_start"] = a[:1, :].repeat(h, axis=0)
+    feats["col_end"] = a[-1:, :].repeat(h, axis=0)
+    for name, objs in (("c4", (True, False)), ("c8", (True, True)), ("multi_c8", (False, True))):
+        for key, value in _object_maps(grid, *objs).items():
+            feats[f"obj_{name}_{key}"] = value
+    region_size, region_border = _bg_regions(grid, bg)
+    feats["bg_region_size"] = region_size
+    feats["bg_region_border"] = region_border
+    counts = dsl.colour_counts(grid)
+    order = sorted(counts, key=lambda k: (-counts[k], k))
+    rank = np.zeros(11, dtype=np.int64)
+    for k, colour in enumerate(order):
+        rank[colour] = k
+    feats["colour_rank"] = rank[a]
+    feats["mirror_h"] = a[:, ::-1]
+    feats["mirror_v"] = a[::-1, :]
+    feats["mirror_hv"] = a[::-1, ::-1]
+    if h == w:
+        feats["mirror_t"] = a.T
+    feats["border_cell"] = ((rr == 0) | (cc == 0) | (rr == h - 1) | (cc == w - 1)).astype(np.int64)
+    feats["row_mod2"] = rr % 2
+    feats["col_mod2"] = cc % 2
+    feats["row_mod3"] = rr % 3
+    feats["col_mod3"] = cc % 3
+    feats["row"] = np.minimum(rr, CLIP - 1)
+    feats["col"] = np.minimum(cc, CLIP - 1)
+    names = tuple(feats)
+    return names, np.clip(np.stack([feats[n].ravel() for n in names]), 0, 31)
+
+
+#: feature names in order of preference (earlier features are tried first)
+PRIORITY = (
+    "colour",
+    "is_fg",
+    "obj_c4_size",
+    "obj_c8_size",
+    "obj_c8_rank",
+    "obj_c8_extreme",
+    "obj_multi_c8_size",
+    "obj_multi_c8_ncol",
+    "bg_region_border",
+    "bg_region_size",
+    "n4_fg",
+    "n8_fg",
+    "n4_same",
+    "n8_same",
+    "between_h",
+    "between_v",
+    "between_d",
+    "between_a",
+    "ray_up",
+    "ray_down",
+    "ray_left",
+    "ray_right",
+    "ray_up_left",
+    "ray_up_right",
+    "ray_down_left",
+    "ray_down_right",
+    "n_up",
+    "n_down",
+    "n_left",
+    "n_right",
+    "n_up_left",
+    "n_up_right",
+    "n_down_left",
+    "n_down_right",
+    "obj_c4_rank",
+    "obj_c4_extreme",
+    "obj_c8_box_edge",
+    "obj_c8_touches_border",
+    "obj_multi_c8_box_edge",
+    "obj_multi_c8_touches_border",
+    "obj_c4_touches_border",
+    "row_fg",
+    "col_fg",
+    "row_start",
+    "row_end",
+    "col_start",
+    "col_end",
+    "colour_rank",
+    "mirror_h",
+    "mirror_v",
+    "mirror_hv",
+    "mirror_t",
+    "border_cell",
+    "row_mod2",
+    "col_mod2",
+    "row_mod3",
+    "col_mod3",
+    "row",
+    "col",
+)
+
+FeatureTable = tuple[tuple[str, ...], dict[tuple[int, ...], int]]
+
+
+def _stack(grids: list[Grid]) -> dict[str, np.ndarray]:
+    """Each feature's values over the cells of all ``grids`` (features some grid lacks are dropped)."""
+    per = [cell_features(g) for g in grids]
+    common = [n for n in PRIORITY if all(n in names for names, _ in per)]
+    return {n: np.concatenate([arr[names.index(n)] for names, arr in per]) for n in common}
+
+
+def learn_feature_table(
+    S: tuple[Pair, ...], sample: Grid, subset_filter: Callable[[tuple[str, ...]], bool] | None = None
+) -> FeatureTable | None:
+    """The first feature subset (by size, then :data:`PRIORITY`) that determines the output colour on every pair
+    of ``S`` and whose value combinations on ``sample`` all occur in ``S``; with its table. None if there is none."""
+    if not S or any(shape(i) != shape(o) for i, o in S):
+        return None
+    train = _stack([i for i, _ in S])
+    test = _stack([sample])
+    names = [n for n in train if n in test]
+    out = np.concatenate([dsl.to_array(o).astype(np.int64).ravel() for _, o in S])
+    # drop features that repeat an earlier one on every grid (same partition of the cells)
+    kept: list[str] = []
+    seen: set[bytes] = set()
+    for n in names:
+        both = np.concatenate([train[n], test[n]])
+        relabel = np.cumsum(np.bincount(both, minlength=32) > 0) - 1
+        sig = relabel[both].astype(np.int8).tobytes()
+        if sig in seen:
+            continue
+        seen.add(sig)
+        kept.append(n)
+    size = {n: int(max(train[n].max(), test[n].max())) + 1 for n in kept}
+    # a first check on a few cells (every changed cell and some unchanged ones) rejects most subsets cheaply
+    changed = np.flatnonzero(np.concatenate([(dsl.to_array(i) != dsl.to_array(o)).ravel() for i, o in S]))
+    few = np.union1d(changed, np.arange(0, len(out), 7))
+    tries = 0
+    for subset in _subsets(kept):
+        if subset_filter is not None and not subset_filter(subset):
+            continue
+        tries += 1
+        if tries > MAX_TRIES:
+            return None
+        bins = 1
+        for n in subset:
+            bins *= size[n]
+        if bins * 10 > MAX_BINS:
+            continue
+        first = train[subset[0]]
+        key = first[few]
+        for n in subset[1:]:
+            key = key * size[n] + train[n][few]
+        if not _consistent(key, out[few], bins):
+            continue
+        key = first
+        tkey = test[subset[0]]
+        for n in subset[1:]:
+            key = key * size[n] + train[n]
+            tkey = tkey * size[n] + test[n]
+        counts = np.bincount(key * 10 + out, minlength=bins * 10).reshape(bins, 10)
+        per_key = (counts > 0).sum(axis=1)
+        if per_key.max() > 1 or not per_key[tkey].all():
+            continue
+        outs = counts.argmax(axis=1)
+        used = np.flatnonzero(per_key)
+        table = {_unkey(int(k), subset, size): int(outs[k]) for k in used.tolist()}
+        return subset, table
+    return None
+
+
+#: subsets are drawn from the first features of :data:`PRIORITY` (pairs and triples) to bound the search
+PAIR_POOL = 30
+TRIPLE_POOL = 26
+
+
+def _subsets(kept: list[str]) -> list[tuple[str, ...]]:
+    """Feature subsets in the order they are tried: singles, pairs, then the cell's colour with two more."""
+    found: list[tuple[str, ...]] = [(n,) for n in kept]
+    pool = kept[:PAIR_POOL]
+    found += list(combinations(pool, 2))
+    if "colour" in kept:
+        found += [("colour", n) for n in kept[PAIR_POOL:]]
+        rest = [n for n in kept[:TRIPLE_POOL] if n != "colour"]
+        found += [("colour", *pair) for pair in combinations(rest, 2)]
+    return found
+
+
+def _consistent(key: np.ndarray, out: np.ndarray, bins: int) -> bool:
+    """Whether equal keys always come with equal outputs."""
+    seen = np.full(bins, -1, dtype=np.int64)
+    seen[key] = out
+    return bool((seen[key] == out).all())
+
+
+def _unkey(key: int, subset: tuple[str, ...], size: dict[str, int]) -> tuple[int, ...]:
+    values = []
+    for n in reversed(subset):
+        key, v = divmod(key, size[n])
+        values.append(v)
+    return tuple(reversed(values))
+
+
+def apply_feature_table(table: FeatureTable, grid: Grid) -> Grid:
+    """Each cell's output colour from the table, by the cell's values of the table's features."""
+    subset, mapping = table
+    names, arr = cell_features(grid)
+    h, w = shape(grid)
+    cols = [arr[names.index(n)].tolist() for n in subset]
+    values = [mapping[key] for key in zip(*cols, strict=True)]
+    return tuple(tuple(values[r * w : (r + 1) * w]) for r in range(h))
