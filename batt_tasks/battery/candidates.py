@@ -1068,9 +1068,16 @@ def feature_table_learned(ctx: Context, grid: Grid) -> Grid:
     return features.apply_feature_table(table, grid)
 
 
+def feature_role_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`feature_table_learned` with each grid's colours renamed by frequency (colour-blind rules)."""
+    table = ctx.need("feature_role_table", lambda: features.learn_role_table(ctx.loo(), grid))
+    return features.apply_role_table(table, grid)
+
+
 def add_feature_families(reg: Registry) -> None:
     """The cell-feature table learners of :mod:`batt_tasks.battery.features`."""
     reg.add("feature_table_learned", feature_table_learned)
+    reg.add("feature_table_learned∘colour_roles", feature_role_table_learned)
 
 
 def _plain(fn: GridFn) -> CandidateFn:

@@ -273,7 +273,8 @@ def learn_feature_table(
     train = _stack([i for i, _ in S])
     test = _stack([sample])
     names = [n for n in train if n in test]
-    out = np.concatenate([dsl.to_array(o).astype(np.int64).ravel() for _, o in S])
+    out = np.concatenate([np.array(o, dtype=np.int64).ravel() for _, o in S])
+    nout = int(out.max()) + 1
     # drop features that repeat an earlier one on every grid (same partition of the cells)
     kept: list[str] = []
     seen: set[bytes] = set()
@@ -287,7 +288,7 @@ def learn_feature_table(
         kept.append(n)
     size = {n: int(max(train[n].max(), test[n].max())) + 1 for n in kept}
     # a first check on a few cells (every changed cell and some unchanged ones) rejects most subsets cheaply
-    changed = np.flatnonzero(np.concatenate([(dsl.to_array(i) != dsl.to_array(o)).ravel() for i, o in S]))
+    changed = np.flatnonzero(np.concatenate([(np.array(i) != np.array(o)).ravel() for i, o in S]))
     few = np.union1d(changed, np.arange(0, len(out), 7))
     tries = 0
     for subset in _subsets(kept):
@@ -299,7 +300,7 @@ def learn_feature_table(
         bins = 1
         for n in subset:
             bins *= size[n]
-        if bins * 10 > MAX_BINS:
+        if bins * nout > MAX_BINS:
             continue
         first = train[subset[0]]
         key = first[few]
@@ -312,7 +313,7 @@ def learn_feature_table(
         for n in subset[1:]:
             key = key * size[n] + train[n]
             tkey = tkey * size[n] + test[n]
-        counts = np.bincount(key * 10 + out, minlength=bins * 10).reshape(bins, 10)
+        counts = np.bincount(key * nout + out, minlength=bins * nout).reshape(bins, nout)
         per_key = (counts > 0).sum(axis=1)
         if per_key.max() > 1 or not per_key[tkey].all():
             continue
@@ -363,3 +364,50 @@ def apply_feature_table(table: FeatureTable, grid: Grid) -> Grid:
     cols = [arr[names.index(n)].tolist() for n in subset]
     values = [mapping[key] for key in zip(*cols, strict=True)]
     return tuple(tuple(values[r * w : (r + 1) * w]) for r in range(h))
+
+
+# ---------------------------------------------------------------------------------------------
+# colour roles: the same learner on grids whose colours are renamed by frequency
+
+
+def colour_roles(grid: Grid) -> tuple[int, ...]:
+    """The grid's colours, most frequent first (ties: smaller colour); a colour's role is its index here."""
+    counts = dsl.colour_counts(grid)
+    return tuple(sorted(counts, key=lambda k: (-counts[k], k)))
+
+
+def to_roles(grid: Grid, roles: tuple[int, ...]) -> Grid:
+    """``grid`` with each colour replaced by its role in ``roles``; colours without a role become ``10 + colour``."""
+    index = {c: k for k, c in enumerate(roles)}
+    return tuple(tuple(index.get(v, 10 + v) for v in row) for row in grid)
+
+
+def from_roles(grid: Grid, roles: tuple[int, ...]) -> Grid:
+    """Undo :func:`to_roles` (ValueError for a role ``roles`` does not have)."""
+    out = []
+    for row in grid:
+        new = []
+        for v in row:
+            if v >= 10:
+                new.append(v - 10)
+            elif v < len(roles):
+                new.append(roles[v])
+            else:
+                raise ValueError("role missing from the sample")
+        out.append(tuple(new))
+    return tuple(out)
+
+
+def learn_role_table(S: tuple[Pair, ...], sample: Grid) -> FeatureTable | None:
+    """:func:`learn_feature_table` on the pairs with colours renamed by their role in each input."""
+    pairs = []
+    for i, o in S:
+        roles = colour_roles(i)
+        pairs.append((to_roles(i, roles), to_roles(o, roles)))
+    return learn_feature_table(tuple(pairs), to_roles(sample, colour_roles(sample)))
+
+
+def apply_role_table(table: FeatureTable, grid: Grid) -> Grid:
+    """Apply a table learned by :func:`learn_role_table` to ``grid``."""
+    roles = colour_roles(grid)
+    return from_roles(apply_feature_table(table, to_roles(grid, roles)), roles)
