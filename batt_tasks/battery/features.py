@@ -93,6 +93,10 @@ def _object_maps(grid: Grid, univalued: bool, diagonal: bool) -> dict[str, np.nd
     edge = np.zeros((h, w), dtype=np.int64)
     border = np.zeros((h, w), dtype=np.int64)
     ncol = np.zeros((h, w), dtype=np.int64)
+    height = np.zeros((h, w), dtype=np.int64)
+    width = np.zeros((h, w), dtype=np.int64)
+    rect = np.zeros((h, w), dtype=np.int64)
+    in_box = np.zeros((h, w), dtype=np.int64)
     try:
         objs = objects(grid, univalued, diagonal)
     except ValueError:  # too many objects: the object features say nothing
@@ -110,15 +114,32 @@ def _object_maps(grid: Grid, univalued: bool, diagonal: bool) -> dict[str, np.nd
             edge[r, c] = int(r in (top, bottom) or c in (left, right))
             border[r, c] = touches
             ncol[r, c] = len(o.colours)
-    return {"size": size, "rank": rank, "extreme": extreme, "box_edge": edge, "touches_border": border, "ncol": ncol}
+            height[r, c] = min(o.height, CLIP - 1)
+            width[r, c] = min(o.width, CLIP - 1)
+            rect[r, c] = 1 + o.is_rectangle()
+        in_box[top : bottom + 1, left : right + 1] += 1
+    return {
+        "size": size,
+        "rank": rank,
+        "extreme": extreme,
+        "box_edge": edge,
+        "touches_border": border,
+        "ncol": ncol,
+        "height": height,
+        "width": width,
+        "rect": rect,
+        "in_box": np.minimum(in_box, CLIP - 1),
+    }
 
 
-def _bg_regions(grid: Grid, bg: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per background cell: its 4-connected background region's size (clipped) and whether it touches the border."""
+def _bg_regions(grid: Grid, bg: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per background cell: its 4-connected background region's size (clipped), whether it touches the border,
+    and the colour most of the region's neighbours have (NONE for cells outside the background)."""
     h, w = shape(grid)
     marked = tuple(tuple(1 if v == bg else 0 for v in row) for row in grid)
     size = np.zeros((h, w), dtype=np.int64)
     border = np.zeros((h, w), dtype=np.int64)
+    around = np.full((h, w), NONE, dtype=np.int64)
     try:
         regions = objects(marked, True, False, 0)
     except ValueError:
@@ -126,10 +147,53 @@ def _bg_regions(grid: Grid, bg: int) -> tuple[np.ndarray, np.ndarray]:
     for reg in regions:
         top, left, bottom, right = reg.box
         touches = int(top == 0 or left == 0 or bottom == h - 1 or right == w - 1)
+        counts: dict[int, int] = {}
         for r, c, _ in reg.cells:
             size[r, c] = min(reg.size, CLIP - 1)
             border[r, c] = 1 + touches
-    return size, border
+            for dr, dc in dsl.NEIGHBOURS_4:
+                nr, nc = r + dr, c + dc
+                if 0 <= nr < h and 0 <= nc < w and grid[nr][nc] != bg:
+                    counts[grid[nr][nc]] = counts.get(grid[nr][nc], 0) + 1
+        if counts:
+            colour = min(counts, key=lambda k: (-counts[k], k))
+            for r, c, _ in reg.cells:
+                around[r, c] = colour
+    return size, border, around
+
+
+def _nearest(a: np.ndarray, fg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell: the colour of the nearest foreground cell (4-wise steps; NONE on ties between colours or when
+    there is none) and the distance to it (clipped)."""
+    h, w = a.shape
+    colour = np.where(fg, a, -1)
+    dist = np.where(fg, 0, CLIP - 1)
+    step = 0
+    while (colour == -1).any() and step < h + w:
+        step += 1
+        grown = np.full((h, w), -1, dtype=np.int64)
+        for dr, dc in dsl.NEIGHBOURS_4:
+            near = _shifted(colour, dr, dc, -1)
+            grown = np.where((grown == -1) | (grown == near), np.maximum(grown, near), np.where(near == -1, grown, NONE))
+        new = (colour == -1) & (grown != -1)
+        if not new.any():
+            break
+        colour = np.where(new, grown, colour)
+        dist = np.where(new, min(step, CLIP - 1), dist)
+    return np.where(colour == -1, NONE, colour), dist
+
+
+def _row_colours(a: np.ndarray, bg: int, least: bool) -> np.ndarray:
+    """Per row: its most (or least) common non-background colour, NONE when it has none."""
+    out = np.full(a.shape[0], NONE, dtype=np.int64)
+    for r, row in enumerate(a.tolist()):
+        counts: dict[int, int] = {}
+        for v in row:
+            if v != bg:
+                counts[v] = counts.get(v, 0) + 1
+        if counts:
+            out[r] = min(counts, key=lambda k: (counts[k] if least else -counts[k], k))
+    return out
 
 
 @lru_cache(maxsize=64)
@@ -165,9 +229,30 @@ def cell_features(grid: Grid) -> tuple[tuple[str, ...], np.ndarray]:
     for name, objs in (("c4", (True, False)), ("c8", (True, True)), ("multi_c8", (False, True))):
         for key, value in _object_maps(grid, *objs).items():
             feats[f"obj_{name}_{key}"] = value
-    region_size, region_border = _bg_regions(grid, bg)
+    region_size, region_border, region_around = _bg_regions(grid, bg)
     feats["bg_region_size"] = region_size
     feats["bg_region_border"] = region_border
+    feats["bg_region_around"] = region_around
+    feats["nearest_colour"], feats["nearest_dist"] = _nearest(a, fg)
+    for least, tag in ((False, "major"), (True, "minor")):
+        feats[f"row_{tag}"] = _row_colours(a, bg, least)[:, None].repeat(w, axis=1)
+        feats[f"col_{tag}"] = _row_colours(a.T, bg, least)[None, :].repeat(h, axis=0)
+    same_row = np.zeros((h, w), dtype=np.int64)
+    same_col = np.zeros((h, w), dtype=np.int64)
+    for colour in np.unique(a).tolist():
+        here = a == colour
+        same_row += here * here.sum(axis=1, keepdims=True)
+        same_col += here * here.sum(axis=0, keepdims=True)
+    feats["row_same_count"] = np.minimum(same_row, CLIP - 1)
+    feats["col_same_count"] = np.minimum(same_col, CLIP - 1)
+    box = dsl.bbox(grid, bg)
+    if box is not None:
+        top, left, bottom, right = box
+        for name, mr, mc in (("h", False, True), ("v", True, False), ("hv", True, True)):
+            src_r = top + bottom - rr if mr else rr
+            src_c = left + right - cc if mc else cc
+            inside = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
+            feats[f"content_mirror_{name}"] = np.where(inside, a[np.clip(src_r, 0, h - 1), np.clip(src_c, 0, w - 1)], NONE)
     counts = dsl.colour_counts(grid)
     order = sorted(counts, key=lambda k: (-counts[k], k))
     rank = np.zeros(11, dtype=np.int64)
@@ -202,6 +287,8 @@ PRIORITY = (
     "obj_multi_c8_ncol",
     "bg_region_border",
     "bg_region_size",
+    "bg_region_around",
+    "nearest_colour",
     "n4_fg",
     "n8_fg",
     "n4_same",
@@ -233,6 +320,20 @@ PRIORITY = (
     "obj_multi_c8_box_edge",
     "obj_multi_c8_touches_border",
     "obj_c4_touches_border",
+    "obj_c8_height",
+    "obj_c8_width",
+    "obj_c8_rect",
+    "obj_multi_c8_in_box",
+    "nearest_dist",
+    "row_major",
+    "col_major",
+    "row_minor",
+    "col_minor",
+    "row_same_count",
+    "col_same_count",
+    "content_mirror_h",
+    "content_mirror_v",
+    "content_mirror_hv",
     "row_fg",
     "col_fg",
     "row_start",
