@@ -1074,10 +1074,25 @@ def feature_role_table_learned(ctx: Context, grid: Grid) -> Grid:
     return features.apply_role_table(table, grid)
 
 
+def scaled_feature_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """Outputs a whole number of times the input's size, each cell from features of its upscale and tiling
+    sources (fractals, upscaled patterns, tilings with marks), learned leave-one-out."""
+    table = ctx.need("scaled_table", lambda: features.learn_scaled_table(ctx.loo(), grid))
+    return features.apply_scaled_table(table, grid)
+
+
+def scaled_role_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`scaled_feature_table_learned` with each grid's colours renamed by frequency."""
+    table = ctx.need("scaled_role_table", lambda: features.learn_scaled_role_table(ctx.loo(), grid))
+    return features.apply_scaled_role_table(table, grid)
+
+
 def add_feature_families(reg: Registry) -> None:
     """The cell-feature table learners of :mod:`batt_tasks.battery.features`."""
     reg.add("feature_table_learned", feature_table_learned)
     reg.add("feature_table_learned∘colour_roles", feature_role_table_learned)
+    reg.add("scaled_feature_table_learned", scaled_feature_table_learned)
+    reg.add("scaled_feature_table_learned∘colour_roles", scaled_role_table_learned)
 
 
 def _plain(fn: GridFn) -> CandidateFn:

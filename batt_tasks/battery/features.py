@@ -183,6 +183,40 @@ def _nearest(a: np.ndarray, fg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(colour == -1, NONE, colour), dist
 
 
+def _cell_grid(grid: Grid, a: np.ndarray, bg: int) -> dict[str, np.ndarray]:
+    """For grids divided by separator lines into equal cells: each cell's row and column in the cell layout,
+    and the colour at the same position in the fullest cell (the "template"); no features otherwise."""
+    sep = dsl.separator_lines(grid)
+    if sep is None:
+        return {}
+    colour, rows, cols = sep
+    h, w = a.shape
+    rspans, cspans = dsl._spans(rows, h), dsl._spans(cols, w)
+    if len({r1 - r0 for r0, r1 in rspans}) != 1 or len({c1 - c0 for c0, c1 in cspans}) != 1:
+        return {}
+    cell_row = np.full((h, w), NONE, dtype=np.int64)
+    cell_col = np.full((h, w), NONE, dtype=np.int64)
+    for k, (r0, r1) in enumerate(rspans):
+        cell_row[r0:r1] = min(k, CLIP - 1)
+    for k, (c0, c1) in enumerate(cspans):
+        cell_col[:, c0:c1] = min(k, CLIP - 1)
+    on_line = np.zeros((h, w), dtype=bool)
+    on_line[rows, :] = True
+    on_line[:, cols] = True
+    cell_row[on_line] = NONE
+    cell_col[on_line] = NONE
+    blocks = [(r0, c0, a[r0:r1, c0:c1]) for r0, r1 in rspans for c0, c1 in cspans]
+    fill = [int(((b != bg) & (b != colour)).sum()) for _, _, b in blocks]
+    best = max(fill)
+    template = np.full((h, w), NONE, dtype=np.int64)
+    if fill.count(best) == 1:
+        pattern = blocks[fill.index(best)][2]
+        ch, cw = pattern.shape
+        for r0, c0, _ in blocks:
+            template[r0 : r0 + ch, c0 : c0 + cw] = pattern
+    return {"cell_row": cell_row, "cell_col": cell_col, "cell_template": template}
+
+
 def _row_colours(a: np.ndarray, bg: int, least: bool) -> np.ndarray:
     """Per row: its most (or least) common non-background colour, NONE when it has none."""
     out = np.full(a.shape[0], NONE, dtype=np.int64)
@@ -245,6 +279,10 @@ def cell_features(grid: Grid) -> tuple[tuple[str, ...], np.ndarray]:
         same_col += here * here.sum(axis=0, keepdims=True)
     feats["row_same_count"] = np.minimum(same_row, CLIP - 1)
     feats["col_same_count"] = np.minimum(same_col, CLIP - 1)
+    feats["bg_region_parity"] = np.where(region_size > 0, 1 + region_size % 2, 0)
+    feats["row_uniform"] = (a == a[:, :1]).all(axis=1)[:, None].repeat(w, axis=1).astype(np.int64)
+    feats["col_uniform"] = (a == a[:1, :]).all(axis=0)[None, :].repeat(h, axis=0).astype(np.int64)
+    feats.update(_cell_grid(grid, a, bg))
     box = dsl.bbox(grid, bg)
     if box is not None:
         top, left, bottom, right = box
@@ -334,6 +372,12 @@ PRIORITY = (
     "content_mirror_h",
     "content_mirror_v",
     "content_mirror_hv",
+    "cell_template",
+    "cell_row",
+    "cell_col",
+    "bg_region_parity",
+    "row_uniform",
+    "col_uniform",
     "row_fg",
     "col_fg",
     "row_start",
@@ -373,8 +417,22 @@ def learn_feature_table(
         return None
     train = _stack([i for i, _ in S])
     test = _stack([sample])
-    names = [n for n in train if n in test]
     out = np.concatenate([np.array(o, dtype=np.int64).ravel() for _, o in S])
+    changed = np.flatnonzero(np.concatenate([(np.array(i) != np.array(o)).ravel() for i, o in S]))
+    return search(train, out, test, changed, subset_filter)
+
+
+def search(
+    train: dict[str, np.ndarray],
+    out: np.ndarray,
+    test: dict[str, np.ndarray],
+    changed: np.ndarray,
+    subset_filter: Callable[[tuple[str, ...]], bool] | None = None,
+) -> FeatureTable | None:
+    """The first feature subset (features in ``train``'s order) whose values determine ``out`` and whose value
+    combinations in ``test`` all occur in ``train``; ``changed`` are the cells tried first (where the output
+    differs from the input), which rejects most subsets cheaply."""
+    names = [n for n in train if n in test]
     nout = int(out.max()) + 1
     # drop features that repeat an earlier one on every grid (same partition of the cells)
     kept: list[str] = []
@@ -388,8 +446,6 @@ def learn_feature_table(
         seen.add(sig)
         kept.append(n)
     size = {n: int(max(train[n].max(), test[n].max())) + 1 for n in kept}
-    # a first check on a few cells (every changed cell and some unchanged ones) rejects most subsets cheaply
-    changed = np.flatnonzero(np.concatenate([(np.array(i) != np.array(o)).ravel() for i, o in S]))
     few = np.union1d(changed, np.arange(0, len(out), 7))
     tries = 0
     for subset in _subsets(kept):
@@ -512,3 +568,83 @@ def apply_role_table(table: FeatureTable, grid: Grid) -> Grid:
     """Apply a table learned by :func:`learn_role_table` to ``grid``."""
     roles = colour_roles(grid)
     return from_roles(apply_feature_table(table, to_roles(grid, roles)), roles)
+
+
+# ---------------------------------------------------------------------------------------------
+# scaled outputs: each output cell from the input cell it is a copy of under upscaling and under tiling
+
+#: features of the two source cells the scaled learner looks at
+SCALED_SOURCE = ("colour", "is_fg", "colour_rank", "n4_fg", "row_fg", "col_fg", "obj_c8_size", "bg_region_border")
+
+
+def _scaled_features(grid: Grid, fy: int, fx: int) -> dict[str, np.ndarray]:
+    """Per cell of the ``fy``×``fx`` scaled-up output: features of its upscale source ``(R // fy, C // fx)`` (``up_``)
+    and of its tiling source ``(R % h, C % w)`` (``tile_``), and its offsets in both layouts."""
+    h, w = shape(grid)
+    names, arr = cell_features(grid)
+    rr, cc = np.indices((h * fy, w * fx))
+    up = ((rr // fy) * w + cc // fx).ravel()
+    tile = ((rr % h) * w + cc % w).ravel()
+    feats: dict[str, np.ndarray] = {}
+    for n in SCALED_SOURCE:
+        if n in names:
+            row = arr[names.index(n)]
+            feats[f"up_{n}"] = row[up]
+            feats[f"tile_{n}"] = row[tile]
+    feats["sub_row"] = np.minimum(rr % fy, CLIP - 1).ravel()
+    feats["sub_col"] = np.minimum(cc % fx, CLIP - 1).ravel()
+    feats["block_row"] = np.minimum(rr // h, CLIP - 1).ravel()
+    feats["block_col"] = np.minimum(cc // w, CLIP - 1).ravel()
+    return feats
+
+
+def _scale(S: tuple[Pair, ...]) -> tuple[int, int] | None:
+    factors = set()
+    for i, o in S:
+        (hi, wi), (ho, wo) = shape(i), shape(o)
+        if ho % hi or wo % wi:
+            return None
+        factors.add((ho // hi, wo // wi))
+    if len(factors) != 1:
+        return None
+    fy, fx = factors.pop()
+    return None if (fy, fx) == (1, 1) or fy * fx > 30 else (fy, fx)
+
+
+def learn_scaled_table(S: tuple[Pair, ...], sample: Grid) -> tuple[int, int, FeatureTable] | None:
+    """For outputs ``fy``×``fx`` times the input's size: a feature table over :func:`_scaled_features`."""
+    scale = _scale(S) if S else None
+    if scale is None:
+        return None
+    fy, fx = scale
+    per = [_scaled_features(i, fy, fx) for i, _ in S]
+    names = [n for n in per[0] if all(n in p for p in per)]
+    train = {n: np.concatenate([p[n] for p in per]) for n in names}
+    test = _scaled_features(sample, fy, fx)
+    out = np.concatenate([np.array(o, dtype=np.int64).ravel() for _, o in S])
+    changed = np.flatnonzero(out != train["up_colour"]) if "up_colour" in train else np.arange(0)
+    table = search(train, out, test, changed)
+    return None if table is None else (fy, fx, table)
+
+
+def apply_scaled_table(learned: tuple[int, int, FeatureTable], grid: Grid) -> Grid:
+    """The scaled output of ``grid`` by a table :func:`learn_scaled_table` learned."""
+    fy, fx, (subset, mapping) = learned
+    h, w = shape(grid)
+    feats = _scaled_features(grid, fy, fx)
+    cols = [feats[n].tolist() for n in subset]
+    values = [mapping[key] for key in zip(*cols, strict=True)]
+    width = w * fx
+    return dsl.check(tuple(tuple(values[r * width : (r + 1) * width]) for r in range(h * fy)))
+
+
+def learn_scaled_role_table(S: tuple[Pair, ...], sample: Grid) -> tuple[int, int, FeatureTable] | None:
+    """:func:`learn_scaled_table` on the pairs with colours renamed by their role in each input."""
+    pairs = tuple((to_roles(i, colour_roles(i)), to_roles(o, colour_roles(i))) for i, o in S)
+    return learn_scaled_table(pairs, to_roles(sample, colour_roles(sample)))
+
+
+def apply_scaled_role_table(learned: tuple[int, int, FeatureTable], grid: Grid) -> Grid:
+    """Apply a table learned by :func:`learn_scaled_role_table` to ``grid``."""
+    roles = colour_roles(grid)
+    return from_roles(apply_scaled_table(learned, to_roles(grid, roles)), roles)
