@@ -1068,6 +1068,15 @@ def feature_table_learned(ctx: Context, grid: Grid) -> Grid:
     return features.apply_feature_table(table, grid)
 
 
+def feature_table_two_pairs(ctx: Context, grid: Grid) -> Grid:
+    """For tasks with only two train pairs (leave-one-out would learn from one): the feature table learned from
+    both pairs. It must still see every value combination of the sample; the subset is the fewest features."""
+    if len(ctx.S) != 2:
+        raise NotLearned("only for two train pairs")
+    table = ctx.need("feature_table_both", lambda: features.learn_feature_table(ctx.S, grid))
+    return features.apply_feature_table(table, grid)
+
+
 def feature_role_table_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`feature_table_learned` with each grid's colours renamed by frequency (colour-blind rules)."""
     table = ctx.need("feature_role_table", lambda: features.learn_role_table(ctx.loo(), grid))
@@ -1093,6 +1102,7 @@ def add_feature_families(reg: Registry) -> None:
     reg.add("feature_table_learned∘colour_roles", feature_role_table_learned)
     reg.add("scaled_feature_table_learned", scaled_feature_table_learned)
     reg.add("scaled_feature_table_learned∘colour_roles", scaled_role_table_learned)
+    reg.add("feature_table_two_pairs", feature_table_two_pairs)
 
 
 def _plain(fn: GridFn) -> CandidateFn:
