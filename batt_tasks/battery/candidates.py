@@ -979,6 +979,7 @@ def build() -> tuple[Candidate, ...]:
         )
     add_rule_families(reg)
     add_feature_families(reg)
+    add_layout_families(reg)
     return tuple(reg.items)
 
 
@@ -1103,6 +1104,42 @@ def add_feature_families(reg: Registry) -> None:
     reg.add("scaled_feature_table_learned", scaled_feature_table_learned)
     reg.add("scaled_feature_table_learned∘colour_roles", scaled_role_table_learned)
     reg.add("feature_table_two_pairs", feature_table_two_pairs)
+
+
+def add_layout_families(reg: Registry) -> None:
+    """Counting into layouts, padding, separator-cell selection."""
+    reg.add("count_objects_diagonal_learned", _fitted("count_diagonal", range(10), rules.count_diagonal))
+    reg.add("count_objects_bar_learned", count_bar_learned)
+    reg.add("pad_replicate_learned", _fitted("pad_corner", range(10), rules.pad_replicate))
+    reg.plain("fill_fullest_cells", rules.fill_fullest_cells)
+    for kind in dsl.SYMMETRIES:
+        reg.plain(f"symmetrise_{kind}_in_content_box", lambda g, k=kind: rules.symmetrise_in_box(g, k))
+    reg.plain("colour_histogram_columns", rules.colour_histogram)
+    for axis in ("h", "v"):
+        reg.plain(f"kronecker_halves_{axis}", lambda g, a=axis: rules.kronecker_halves(g, a))
+
+
+def _fitted(key: str, options: Any, apply: Callable[[Grid, Any], Grid]) -> CandidateFn:
+    """A candidate applying the first of ``options`` that maps every train input to its output."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        return apply(grid, ctx.need(key, lambda: learn.fit(ctx.S, options, apply)))
+
+    return run
+
+
+def count_bar_learned(ctx: Context, grid: Grid) -> Grid:
+    """A fixed-width row filled from the left, one cell per object of a learned colour and size."""
+
+    def options() -> list[tuple[int, int, int, int, int]]:
+        shape_ = learn.learn_output_shape(ctx.S)
+        if shape_ is None or shape_[0] != 1:
+            return []
+        colours = learn.output_colours(ctx.S)
+        return [(of, m, c, shape_[1], 0) for of in range(10) for m in (1, 2, 4) for c in colours if c != 0]
+
+    params = ctx.need("count_bar", lambda: learn.fit(ctx.S, options(), rules.count_bar))
+    return rules.count_bar(grid, params)
 
 
 def _plain(fn: GridFn) -> CandidateFn:
