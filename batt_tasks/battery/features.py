@@ -14,9 +14,7 @@ Costs are bounded: features are numpy arrays over at most 30×30 cells, subsets 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache
-from itertools import combinations
 
 import numpy as np
 
@@ -174,7 +172,9 @@ def _nearest(a: np.ndarray, fg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         grown = np.full((h, w), -1, dtype=np.int64)
         for dr, dc in dsl.NEIGHBOURS_4:
             near = _shifted(colour, dr, dc, -1)
-            grown = np.where((grown == -1) | (grown == near), np.maximum(grown, near), np.where(near == -1, grown, NONE))
+            grown = np.where(
+                (grown == -1) | (grown == near), np.maximum(grown, near), np.where(near == -1, grown, NONE)
+            )
         new = (colour == -1) & (grown != -1)
         if not new.any():
             break
@@ -290,7 +290,9 @@ def cell_features(grid: Grid) -> tuple[tuple[str, ...], np.ndarray]:
             src_r = top + bottom - rr if mr else rr
             src_c = left + right - cc if mc else cc
             inside = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
-            feats[f"content_mirror_{name}"] = np.where(inside, a[np.clip(src_r, 0, h - 1), np.clip(src_c, 0, w - 1)], NONE)
+            feats[f"content_mirror_{name}"] = np.where(
+                inside, a[np.clip(src_r, 0, h - 1), np.clip(src_c, 0, w - 1)], NONE
+            )
     counts = dsl.colour_counts(grid)
     order = sorted(counts, key=lambda k: (-counts[k], k))
     rank = np.zeros(11, dtype=np.int64)
@@ -408,9 +410,7 @@ def _stack(grids: list[Grid]) -> dict[str, np.ndarray]:
     return {n: np.concatenate([arr[names.index(n)] for names, arr in per]) for n in common}
 
 
-def learn_feature_table(
-    S: tuple[Pair, ...], sample: Grid, subset_filter: Callable[[tuple[str, ...]], bool] | None = None
-) -> FeatureTable | None:
+def learn_feature_table(S: tuple[Pair, ...], sample: Grid) -> FeatureTable | None:
     """The first feature subset (by size, then :data:`PRIORITY`) that determines the output colour on every pair
     of ``S`` and whose value combinations on ``sample`` all occur in ``S``; with its table. None if there is none."""
     if not S or any(shape(i) != shape(o) for i, o in S):
@@ -419,7 +419,7 @@ def learn_feature_table(
     test = _stack([sample])
     out = np.concatenate([np.array(o, dtype=np.int64).ravel() for _, o in S])
     changed = np.flatnonzero(np.concatenate([(np.array(i) != np.array(o)).ravel() for i, o in S]))
-    return search(train, out, test, changed, subset_filter)
+    return search(train, out, test, changed)
 
 
 def search(
@@ -427,7 +427,6 @@ def search(
     out: np.ndarray,
     test: dict[str, np.ndarray],
     changed: np.ndarray,
-    subset_filter: Callable[[tuple[str, ...]], bool] | None = None,
 ) -> FeatureTable | None:
     """The first feature subset (features in ``train``'s order) whose values determine ``out`` and whose value
     combinations in ``test`` all occur in ``train``; ``changed`` are the cells tried first (where the output
@@ -447,38 +446,60 @@ def search(
         kept.append(n)
     size = {n: int(max(train[n].max(), test[n].max())) + 1 for n in kept}
     few = np.union1d(changed, np.arange(0, len(out), 7))
+    out_few = out[few]
+    few_values = {n: train[n][few] for n in kept}
     tries = 0
-    for subset in _subsets(kept):
-        if subset_filter is not None and not subset_filter(subset):
-            continue
-        tries += 1
+    for prefix, lasts in _subset_groups(kept):
+        tries += len(lasts)
         if tries > MAX_TRIES:
             return None
-        bins = 1
-        for n in subset:
-            bins *= size[n]
-        if bins * nout > MAX_BINS:
-            continue
-        first = train[subset[0]]
-        key = first[few]
-        for n in subset[1:]:
-            key = key * size[n] + train[n][few]
-        if not _consistent(key, out[few], bins):
-            continue
-        key = first
-        tkey = test[subset[0]]
-        for n in subset[1:]:
-            key = key * size[n] + train[n]
-            tkey = tkey * size[n] + test[n]
-        counts = np.bincount(key * nout + out, minlength=bins * nout).reshape(bins, nout)
-        per_key = (counts > 0).sum(axis=1)
-        if per_key.max() > 1 or not per_key[tkey].all():
-            continue
-        outs = counts.argmax(axis=1)
-        used = np.flatnonzero(per_key)
-        table = {_unkey(int(k), subset, size): int(outs[k]) for k in used.tolist()}
-        return subset, table
+        # the cheap check for the whole group at once: keys of the prefix, then each last feature
+        key = np.zeros(len(few), dtype=np.int64)
+        for n in prefix:
+            key = key * 32 + few_values[n]
+        keys = key[None, :] * 32 + np.stack([few_values[n] for n in lasts])
+        passed = _consistent_rows(keys, out_few)
+        for last in [n for n, ok in zip(lasts, passed.tolist(), strict=True) if ok]:
+            table = _full_check((*prefix, last), train, test, out, size, nout)
+            if table is not None:
+                return table
     return None
+
+
+def _full_check(
+    subset: tuple[str, ...],
+    train: dict[str, np.ndarray],
+    test: dict[str, np.ndarray],
+    out: np.ndarray,
+    size: dict[str, int],
+    nout: int,
+) -> FeatureTable | None:
+    """The table of ``subset`` when it determines ``out`` on every cell and covers the test cells, else None."""
+    bins = 1
+    for n in subset:
+        bins *= size[n]
+    if bins * nout > MAX_BINS:
+        return None
+    key = train[subset[0]]
+    tkey = test[subset[0]]
+    for n in subset[1:]:
+        key = key * size[n] + train[n]
+        tkey = tkey * size[n] + test[n]
+    counts = np.bincount(key * nout + out, minlength=bins * nout).reshape(bins, nout)
+    per_key = (counts > 0).sum(axis=1)
+    if per_key.max() > 1 or not per_key[tkey].all():
+        return None
+    outs = counts.argmax(axis=1)
+    used = np.flatnonzero(per_key)
+    return subset, {_unkey(int(k), subset, size): int(outs[k]) for k in used.tolist()}
+
+
+def _consistent_rows(keys: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Per row of ``keys`` (subsets × cells): whether equal keys always come with equal outputs."""
+    combined = np.sort(keys * 64 + out[None, :], axis=1)
+    same_key = (combined[:, 1:] >> 6) == (combined[:, :-1] >> 6)
+    differ = combined[:, 1:] != combined[:, :-1]
+    return ~(same_key & differ).any(axis=1)
 
 
 #: subsets are drawn from the first features of :data:`PRIORITY` (pairs and triples) to bound the search
@@ -486,23 +507,18 @@ PAIR_POOL = 30
 TRIPLE_POOL = 26
 
 
-def _subsets(kept: list[str]) -> list[tuple[str, ...]]:
-    """Feature subsets in the order they are tried: singles, pairs, then the cell's colour with two more."""
-    found: list[tuple[str, ...]] = [(n,) for n in kept]
+def _subset_groups(kept: list[str]) -> list[tuple[tuple[str, ...], list[str]]]:
+    """Feature subsets in the order they are tried, grouped by all but their last feature: singles, pairs
+    from the first :data:`PAIR_POOL` features, the cell's colour with any other, then the cell's colour with
+    two more from the first :data:`TRIPLE_POOL`."""
+    groups: list[tuple[tuple[str, ...], list[str]]] = [((), list(kept))]
     pool = kept[:PAIR_POOL]
-    found += list(combinations(pool, 2))
+    groups += [((f,), pool[k + 1 :]) for k, f in enumerate(pool[:-1])]
     if "colour" in kept:
-        found += [("colour", n) for n in kept[PAIR_POOL:]]
+        groups.append((("colour",), [n for n in kept[PAIR_POOL:] if n != "colour"]))
         rest = [n for n in kept[:TRIPLE_POOL] if n != "colour"]
-        found += [("colour", *pair) for pair in combinations(rest, 2)]
-    return found
-
-
-def _consistent(key: np.ndarray, out: np.ndarray, bins: int) -> bool:
-    """Whether equal keys always come with equal outputs."""
-    seen = np.full(bins, -1, dtype=np.int64)
-    seen[key] = out
-    return bool((seen[key] == out).all())
+        groups += [(("colour", f), rest[k + 1 :]) for k, f in enumerate(rest[:-1])]
+    return [(prefix, lasts) for prefix, lasts in groups if lasts]
 
 
 def _unkey(key: int, subset: tuple[str, ...], size: dict[str, int]) -> tuple[int, ...]:
