@@ -93,9 +93,7 @@ def test_role_table_carries_a_rule_to_new_colours() -> None:
 def test_scaled_table_learns_a_fractal() -> None:
     def fractal(g: Grid) -> Grid:
         h, w = len(g), len(g[0])
-        return tuple(
-            tuple(g[r % h][c % w] if g[r // h][c // w] else 0 for c in range(w * w)) for r in range(h * h)
-        )
+        return tuple(tuple(g[r % h][c % w] if g[r // h][c // w] else 0 for c in range(w * w)) for r in range(h * h))
 
     inputs = [((1, 0), (1, 1)), ((0, 1), (1, 0)), ((1, 1), (0, 1))]
     S = tuple((g, fractal(g)) for g in inputs)
