@@ -1078,6 +1078,13 @@ def feature_table_two_pairs(ctx: Context, grid: Grid) -> Grid:
     return features.apply_feature_table(table, grid)
 
 
+def feature_table_keep_unseen(ctx: Context, grid: Grid) -> Grid:
+    """:func:`feature_table_learned` without the demand that the sample's cells look like seen ones: cells
+    whose feature values the table has not seen keep their colour."""
+    table = ctx.need("feature_table_any", lambda: features.learn_feature_table(ctx.loo(), grid, cover=False))
+    return features.apply_feature_table(table, grid, keep_unseen=True)
+
+
 def feature_role_table_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`feature_table_learned` with each grid's colours renamed by frequency (colour-blind rules)."""
     table = ctx.need("feature_role_table", lambda: features.learn_role_table(ctx.loo(), grid))
@@ -1104,6 +1111,7 @@ def add_feature_families(reg: Registry) -> None:
     reg.add("scaled_feature_table_learned", scaled_feature_table_learned)
     reg.add("scaled_feature_table_learned∘colour_roles", scaled_role_table_learned)
     reg.add("feature_table_two_pairs", feature_table_two_pairs)
+    reg.add("feature_table_learned_keep_unseen", feature_table_keep_unseen)
 
 
 def add_layout_families(reg: Registry) -> None:

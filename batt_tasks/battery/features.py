@@ -410,7 +410,7 @@ def _stack(grids: list[Grid]) -> dict[str, np.ndarray]:
     return {n: np.concatenate([arr[names.index(n)] for names, arr in per]) for n in common}
 
 
-def learn_feature_table(S: tuple[Pair, ...], sample: Grid) -> FeatureTable | None:
+def learn_feature_table(S: tuple[Pair, ...], sample: Grid, cover: bool = True) -> FeatureTable | None:
     """The first feature subset (by size, then :data:`PRIORITY`) that determines the output colour on every pair
     of ``S`` and whose value combinations on ``sample`` all occur in ``S``; with its table. None if there is none."""
     if not S or any(shape(i) != shape(o) for i, o in S):
@@ -419,7 +419,7 @@ def learn_feature_table(S: tuple[Pair, ...], sample: Grid) -> FeatureTable | Non
     test = _stack([sample])
     out = np.concatenate([np.array(o, dtype=np.int64).ravel() for _, o in S])
     changed = np.flatnonzero(np.concatenate([(np.array(i) != np.array(o)).ravel() for i, o in S]))
-    return search(train, out, test, changed)
+    return search(train, out, test, changed, cover)
 
 
 def search(
@@ -427,10 +427,11 @@ def search(
     out: np.ndarray,
     test: dict[str, np.ndarray],
     changed: np.ndarray,
+    cover: bool = True,
 ) -> FeatureTable | None:
-    """The first feature subset (features in ``train``'s order) whose values determine ``out`` and whose value
-    combinations in ``test`` all occur in ``train``; ``changed`` are the cells tried first (where the output
-    differs from the input), which rejects most subsets cheaply."""
+    """The first feature subset (features in ``train``'s order) whose values determine ``out`` and (with
+    ``cover``) whose value combinations in ``test`` all occur in ``train``; ``changed`` are the cells tried
+    first (where the output differs from the input), which rejects most subsets cheaply."""
     names = [n for n in train if n in test]
     nout = int(out.max()) + 1
     # drop features that repeat an earlier one on every grid (same partition of the cells)
@@ -460,7 +461,7 @@ def search(
         keys = key[None, :] * 32 + np.stack([few_values[n] for n in lasts])
         passed = _consistent_rows(keys, out_few)
         for last in [n for n, ok in zip(lasts, passed.tolist(), strict=True) if ok]:
-            table = _full_check((*prefix, last), train, test, out, size, nout)
+            table = _full_check((*prefix, last), train, test, out, size, nout, cover)
             if table is not None:
                 return table
     return None
@@ -473,6 +474,7 @@ def _full_check(
     out: np.ndarray,
     size: dict[str, int],
     nout: int,
+    cover: bool = True,
 ) -> FeatureTable | None:
     """The table of ``subset`` when it determines ``out`` on every cell and covers the test cells, else None."""
     bins = 1
@@ -487,7 +489,7 @@ def _full_check(
         tkey = tkey * size[n] + test[n]
     counts = np.bincount(key * nout + out, minlength=bins * nout).reshape(bins, nout)
     per_key = (counts > 0).sum(axis=1)
-    if per_key.max() > 1 or not per_key[tkey].all():
+    if per_key.max() > 1 or (cover and not per_key[tkey].all()):
         return None
     outs = counts.argmax(axis=1)
     used = np.flatnonzero(per_key)
@@ -529,13 +531,18 @@ def _unkey(key: int, subset: tuple[str, ...], size: dict[str, int]) -> tuple[int
     return tuple(reversed(values))
 
 
-def apply_feature_table(table: FeatureTable, grid: Grid) -> Grid:
-    """Each cell's output colour from the table, by the cell's values of the table's features."""
+def apply_feature_table(table: FeatureTable, grid: Grid, keep_unseen: bool = False) -> Grid:
+    """Each cell's output colour from the table, by the cell's values of the table's features; a value
+    combination the table has not seen is an error, or (``keep_unseen``) keeps the cell's colour."""
     subset, mapping = table
     names, arr = cell_features(grid)
     h, w = shape(grid)
     cols = [arr[names.index(n)].tolist() for n in subset]
-    values = [mapping[key] for key in zip(*cols, strict=True)]
+    if keep_unseen:
+        flat = [v for row in grid for v in row]
+        values = [mapping.get(key, flat[k]) for k, key in enumerate(zip(*cols, strict=True))]
+    else:
+        values = [mapping[key] for key in zip(*cols, strict=True)]
     return tuple(tuple(values[r * w : (r + 1) * w]) for r in range(h))
 
 
