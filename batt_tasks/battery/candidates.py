@@ -1085,6 +1085,12 @@ def feature_table_keep_unseen(ctx: Context, grid: Grid) -> Grid:
     return features.apply_feature_table(table, grid, keep_unseen=True)
 
 
+def cells_feature_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`feature_table_learned` on the grid of separator cells; changed cells become solid."""
+    table = ctx.need("cells_table", lambda: features.learn_cells_table(ctx.loo(), grid))
+    return features.apply_cells_table(table, grid)
+
+
 def feature_role_table_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`feature_table_learned` with each grid's colours renamed by frequency (colour-blind rules)."""
     table = ctx.need("feature_role_table", lambda: features.learn_role_table(ctx.loo(), grid))
@@ -1112,6 +1118,7 @@ def add_feature_families(reg: Registry) -> None:
     reg.add("scaled_feature_table_learned∘colour_roles", scaled_role_table_learned)
     reg.add("feature_table_two_pairs", feature_table_two_pairs)
     reg.add("feature_table_learned_keep_unseen", feature_table_keep_unseen)
+    reg.add("feature_table_learned∘separator_cells", cells_feature_table_learned)
 
 
 def add_layout_families(reg: Registry) -> None:

@@ -671,3 +671,63 @@ def apply_scaled_role_table(learned: tuple[int, int, FeatureTable], grid: Grid) 
     """Apply a table learned by :func:`learn_scaled_role_table` to ``grid``."""
     roles = colour_roles(grid)
     return from_roles(apply_scaled_table(learned, to_roles(grid, roles)), roles)
+
+
+# ---------------------------------------------------------------------------------------------
+# separator cells: the same learner on the grid of cells (each cell one pixel of its main colour)
+
+Layout = tuple[int, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
+
+
+def cell_layout(grid: Grid) -> Layout:
+    """The separator colour and the row and column spans of the cells between separator lines."""
+    sep = dsl.separator_lines(grid)
+    if sep is None:
+        raise ValueError("no separator lines")
+    colour, rows, cols = sep
+    h, w = shape(grid)
+    return colour, tuple(dsl._spans(rows, h)), tuple(dsl._spans(cols, w))
+
+
+def cells_abstract(grid: Grid, layout: Layout) -> Grid:
+    """One pixel per cell: the cell's most common colour other than the background and the separators."""
+    line, rspans, cspans = layout
+    bg = background(grid)
+    out = []
+    for r0, r1 in rspans:
+        row = []
+        for c0, c1 in cspans:
+            counts: dict[int, int] = {}
+            for cells in grid[r0:r1]:
+                for v in cells[c0:c1]:
+                    if v not in (bg, line):
+                        counts[v] = counts.get(v, 0) + 1
+            row.append(min(counts, key=lambda k: (-counts[k], k)) if counts else bg)
+        out.append(tuple(row))
+    return tuple(out)
+
+
+def learn_cells_table(S: tuple[Pair, ...], sample: Grid) -> FeatureTable | None:
+    """:func:`learn_feature_table` on the cell grids of same-shaped pairs (each pair read in its input's layout)."""
+    if not S or any(shape(i) != shape(o) for i, o in S):
+        return None
+    pairs = []
+    for i, o in S:
+        layout = cell_layout(i)
+        pairs.append((cells_abstract(i, layout), cells_abstract(o, layout)))
+    return learn_feature_table(tuple(pairs), cells_abstract(sample, cell_layout(sample)))
+
+
+def apply_cells_table(table: FeatureTable, grid: Grid) -> Grid:
+    """Apply a cell-grid table: every cell whose pixel changes becomes solid in the new colour."""
+    layout = cell_layout(grid)
+    before = cells_abstract(grid, layout)
+    after = apply_feature_table(table, before)
+    _, rspans, cspans = layout
+    rows = [list(row) for row in grid]
+    for (r0, r1), old_row, new_row in zip(rspans, before, after, strict=True):
+        for (c0, c1), old, new in zip(cspans, old_row, new_row, strict=True):
+            if old != new:
+                for r in range(r0, r1):
+                    rows[r][c0:c1] = [new] * (c1 - c0)
+    return tuple(tuple(row) for row in rows)
