@@ -45,17 +45,26 @@ app.conf.update(
         "visibility_timeout": _conf.visibility_timeout,
         "unacked_restore_interval": _conf.restore_interval,
         "unacked_restore_throttle": 1,
+        # kombu's default, pinned: task events (when on) go to the event exchange as PUBLISH on one channel
+        # per routing key, and every worker subscribes only to the patterns it needs. With it off, each
+        # worker receives and decodes every task event of every other worker: about +24 % CPU per sample.
+        "fanout_patterns": True,
     },
     result_backend_transport_options={"visibility_timeout": _conf.visibility_timeout},
-    # Task events (and the "sent" event) let Flower show every sample with its state and name.
-    worker_send_task_events=True,
-    task_send_sent_event=True,
+    # Task events (worker task events and the producer's "sent" event) are off by default: they cost about
+    # a third of the queue's CPU per sample. Flower does not need them from the start: while it runs it
+    # broadcasts enable_events every few seconds, and workers (whose heartbeat must stay on: never
+    # --without-heartbeat) then send task events until `celery control disable_events` or a restart.
+    # BATT_TASK_EVENTS=1 turns both on from the start (queued samples then show in Flower as PENDING).
+    worker_send_task_events=_conf.task_events,
+    task_send_sent_event=_conf.task_events,
     # No STARTED state: it would cost every sample another backend round trip (a read and a write);
     # --status tells running samples from queued ones by the broker's unacked hash instead.
     task_track_started=False,
     # Results (and run plans) are kept this long, long enough to --resume a run, then Redis drops them.
     result_expires=_conf.result_expires,
-    # Results are extended with the task's name and args so Flower and --status can name samples.
+    # Results are NOT extended with the task's name, args and worker: a result holds only the sample's
+    # result. Flower names samples from their events (argsrepr), and --status by the run's plan.
     result_extended=False,
     # A result that cannot be stored because Redis is briefly away (restart, failover) is stored once it is
     # back, with capped exponential backoff, instead of turning a scored sample into a ConnectionError result.

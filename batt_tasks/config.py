@@ -31,6 +31,7 @@ test can set variables before the Celery app or the producer looks at them.
 | ``BATT_GUARD_DEFER_SECONDS`` | ``5`` | countdown of the retry deferring a sample under critical pressure |
 | ``BATT_RESTORE_INTERVAL`` | ``5`` | seconds between sweeps redelivering samples unacked past the visibility timeout |
 | ``BATT_SOFT_SHUTDOWN_TIMEOUT`` | ``0`` | cold shutdown: seconds running samples get before being requeued (0: off) |
+| ``BATT_TASK_EVENTS`` | ``0`` | ``1``: workers send task events and the producer the "sent" event from the start |
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class Settings:
     guard_defer_seconds: float
     restore_interval: int
     soft_shutdown_timeout: float
+    task_events: bool
 
 
 def settings() -> Settings:
@@ -136,4 +138,5 @@ def settings() -> Settings:
         guard_defer_seconds=_float("BATT_GUARD_DEFER_SECONDS", 5.0),
         restore_interval=_int("BATT_RESTORE_INTERVAL", 5, minimum=1),
         soft_shutdown_timeout=_float("BATT_SOFT_SHUTDOWN_TIMEOUT", 0.0),
+        task_events=bool(_int("BATT_TASK_EVENTS", 0)),
     )

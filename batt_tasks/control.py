@@ -8,6 +8,7 @@ in ``inspect stats`` — also for a worker without ``--autoscale``, which then s
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -17,6 +18,14 @@ from celery.worker.control import inspect_command
 from batt_tasks.autoscaler import GuardedAutoscaler
 from batt_tasks.config import settings
 from batt_tasks.guard import Thresholds, critical_pressure, pressure_reasons, reader
+
+logger = logging.getLogger("batt_tasks.guard")
+
+NO_AUTOSCALE_NOTICE = (
+    "guard: this worker runs without --autoscale, so the guard cannot lower its concurrency under memory or "
+    "thread pressure (a sample still defers itself under critical pressure); start it with --autoscale=MAX,MIN "
+    "to let the guard manage the pool"
+)
 
 
 def guard_report(worker: Any, fresh: bool = True) -> dict[str, Any]:
@@ -54,9 +63,14 @@ def guard(state: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 class GuardStep(bootsteps.StartStopStep):
-    """Worker bootstep that adds ``guard`` to ``inspect stats`` (it starts nothing)."""
+    """Worker bootstep that adds ``guard`` to ``inspect stats``, and warns at start when there is no ``--autoscale``."""
 
     label = "Guard"
+
+    def start(self, w: Any) -> None:
+        """Say once, at worker start, when the guard cannot manage the pool's size."""
+        if settings().guard_enabled and not isinstance(getattr(w, "autoscaler", None), GuardedAutoscaler):
+            logger.warning(NO_AUTOSCALE_NOTICE)
 
     def info(self, w: Any) -> dict[str, Any]:
         """``{"guard": report}`` for the worker's stats."""

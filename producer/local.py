@@ -2,9 +2,10 @@
 
 The child is started with the ``spawn`` method (never ``fork``: the producer may already hold
 threads from a Celery/kombu client, and a fork after threads can deadlock). It imports the batt
-once and then scores samples sent over a pipe. The parent waits for each answer at most the
-sample's time limit; a child that overruns (a batt stuck in ``while True`` or in C code) or dies
-is killed and replaced, and the sample is recorded as ``timeout`` or ``error``. No semaphores or
+once and then scores samples sent over a pipe, each batt call limited to ``-t`` inside the child
+(:mod:`batt_tasks.call_limit`). The parent waits for each answer at most the sample's time limit
+(both calls); a child that overruns that (a batt stuck in C code) or dies is killed and replaced, and
+the sample is recorded as ``timeout`` or ``error``. The child is kept for the next run in the process. No semaphores or
 queues are used, so an interrupted run leaves nothing for the resource tracker to complain about.
 """
 
@@ -14,38 +15,62 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Mapping
+import threading
+import types
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from batt_tasks.loader import BattLoadError
-from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample
+from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, sample_time_limit
 
 _START_TIMEOUT = 120.0  # seconds a new child may take to import the batt
 
 
-def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_result_bytes: int) -> None:
-    """The child's loop: load the batt, then score each message received until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+def _redirect(log_path: str | None, original: tuple[int, int]) -> None:
+    """Point the child's stdout/stderr at ``log_path``, or back at the producer's when None."""
     if log_path:
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
-        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
-        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    else:
+        os.dup2(original[0], 1)
+        os.dup2(original[1], 2)
+
+
+def _load(conn: Connection, batt_ref: str) -> bool:
+    """Import the batt (again only when its file changed); tell the parent whether it is ready."""
     from batt_tasks.loader import load_batt
-    from batt_tasks.sample import run_message
 
     try:
         load_batt(batt_ref)
     except BattLoadError as exc:
         conn.send(("load_error", str(exc)))
-        return
+        return False
     except BaseException as exc:  # noqa: BLE001 - report anything, then stop
         conn.send(("load_error", f"batt {batt_ref!r} failed to import: {type(exc).__name__}: {exc}"))
-        return
+        return False
     conn.send(("ready", None))
+    return True
+
+
+def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_result_bytes: int) -> None:
+    """The child's loop: load the batt, then score each message received until told to stop.
+
+    A ``("load", batt_ref, log_path)`` command makes a child kept between runs serve the next run's batt.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    original = (os.dup(1), os.dup(2))
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    _redirect(log_path, original)
+    from batt_tasks.sample import run_message
+
+    if not _load(conn, batt_ref):
+        return
     while True:
         try:
             message = conn.recv()
@@ -53,23 +78,94 @@ def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_resul
             return
         if message is None:
             return
+        if isinstance(message, tuple):  # ("load", batt_ref, log_path): the next run
+            _, batt_ref, log_path = message
+            _redirect(log_path, original)
+            if not _load(conn, batt_ref):
+                return
+            continue
         conn.send(("result", run_message(message, log_path, max_result_bytes)))
 
 
-class LocalRunner:
-    """Runs samples one at a time in a replaceable spawned child, enforcing each sample's time limit."""
+@contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Spawn without the caller's ``__main__``: ``spawn`` would run the caller's script again in the child
+    (and a search-loop script without an ``if __name__ == "__main__"`` guard would start a run there).
+    The child needs nothing from it: its target is :func:`_child_main`, imported by name."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
-    def __init__(self, batt_ref: str, log_path: str | None, max_result_bytes: int) -> None:
+
+_idle: list[LocalRunner] = []  # at most one runner whose child outlived its run, for the next run to reuse
+
+
+def shutdown() -> None:
+    """Stop the child kept for the next run, if any (a process that scores no more runs may call this)."""
+    while _idle:
+        _idle.pop().close()
+
+
+class LocalRunner:
+    """Runs samples one at a time in a replaceable spawned child, enforcing each sample's time limit.
+
+    Spawning a child and importing the batt costs far more than a small run: :meth:`acquire` reuses the
+    child a previous run released (:meth:`release`), which re-imports only a batt whose file changed.
+    """
+
+    def __init__(self, batt_ref: str, log_path: str | Path | None, max_result_bytes: int) -> None:
         self.batt_ref = batt_ref
-        self.log_path = log_path
+        self.log_path = None if log_path is None else str(log_path)
         self.max_result_bytes = max_result_bytes
         self._ctx = multiprocessing.get_context("spawn")
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._reload = False
         self.restarts = 0
 
+    @classmethod
+    def acquire(cls, batt_ref: str, log_path: str | Path | None, max_result_bytes: int) -> LocalRunner:
+        """A runner for a new run: the idle one (its child kept) when its settings allow, else a new one."""
+        while _idle:
+            runner = _idle.pop()
+            if runner.max_result_bytes == max_result_bytes and runner._alive():
+                runner.batt_ref = batt_ref
+                runner.log_path = None if log_path is None else str(log_path)
+                runner._reload = True
+                return runner
+            runner.close()
+        return cls(batt_ref, log_path, max_result_bytes)
+
+    def release(self, force: bool = False) -> None:
+        """The run is over: keep the child for the next run (stop it when ``force`` or when it is gone)."""
+        if force or not self._alive():
+            self.close(force=force)
+            return
+        if self not in _idle:
+            shutdown()
+            _idle.append(self)
+
+    def _alive(self) -> bool:
+        return self._conn is not None and self._proc is not None and self._proc.is_alive()
+
     def start(self) -> None:
-        """Start the child and wait until it has imported the batt; raise :class:`BattLoadError` if it cannot."""
+        """Start the child (or point the kept one at this run) and wait until it has imported the batt;
+        raise :class:`BattLoadError` if it cannot."""
+        if self._reload and self._alive():
+            self._reload = False
+            assert self._conn is not None
+            try:
+                self._conn.send(("load", self.batt_ref, self.log_path))
+                self._await_ready(self._conn)
+                return
+            except (EOFError, BrokenPipeError, ConnectionResetError):
+                self._reap()
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
             target=_child_main,
@@ -79,13 +175,19 @@ class LocalRunner:
         )
         # The child inherits SIGINT ignored, so a Ctrl-C at the terminal reaches only the producer,
         # which then stops the child itself (no traceback from a half-started child).
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        main = threading.current_thread() is threading.main_thread()  # signal.signal works there only
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
-            proc.start()
+            with _main_script_hidden():
+                proc.start()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if main:
+                signal.signal(signal.SIGINT, previous)
         child.close()
         self._proc, self._conn = proc, parent
+        self._await_ready(parent)
+
+    def _await_ready(self, parent: Connection) -> None:
         if not parent.poll(_START_TIMEOUT):
             self.close()
             raise BattLoadError(
@@ -107,7 +209,7 @@ class LocalRunner:
         if self._conn is None:
             self.start()
         assert self._conn is not None
-        limit = float(message["time_limit"])
+        limit = sample_time_limit(float(message["time_limit"]))  # both calls: each is limited in the child
         scored = message.get("expected") is not None
         args = (message["task_id"], message["kind"], message["index"])
         try:
@@ -120,7 +222,7 @@ class LocalRunner:
             return failed_sample(*args, STATUS_ERROR, f"batt process died (exit code {code})", scored)
         self._reap()
         self.restarts += 1
-        return failed_sample(*args, STATUS_TIMEOUT, f"time limit of {limit:g}s exceeded", scored)
+        return failed_sample(*args, STATUS_TIMEOUT, f"sample time limit of {limit:g}s (both calls) exceeded", scored)
 
     def _reap(self) -> int | None:
         proc, conn = self._proc, self._conn

@@ -7,9 +7,19 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+TABLE_KINDS = 5  # the most frequent kinds of failure the summary table lists
 err_console = Console(stderr=True)
 out_console = Console()
 
@@ -23,7 +33,15 @@ def say(message: str, quiet: bool = False) -> None:
 class RunProgress:
     """samples done/total, tasks done, timeouts, errors, rate and ETA; a no-op when quiet."""
 
-    def __init__(self, samples: int, tasks: int, quiet: bool, done_samples: int = 0, done_tasks: int = 0) -> None:
+    def __init__(
+        self,
+        samples: int,
+        tasks: int,
+        quiet: bool,
+        done_samples: int = 0,
+        done_tasks: int = 0,
+        console: Console | None = None,
+    ) -> None:
         self.tasks_total = tasks
         self.tasks_done = done_tasks
         self.timeouts = 0
@@ -35,9 +53,12 @@ class RunProgress:
                 BarColumn(bar_width=20),
                 MofNCompleteColumn(),
                 TextColumn("samples · tasks {task.fields[tasks]} · timeouts {task.fields[timeouts]}"),
-                TextColumn("· errors {task.fields[errors]} · {task.fields[rate]}"),
+                TextColumn("· errors {task.fields[errors]} · {task.fields[rate]} ·"),
+                TimeElapsedColumn(),
+                TextColumn("elapsed ·"),
                 TimeRemainingColumn(),
-                console=err_console,
+                TextColumn("left"),
+                console=console or err_console,
                 transient=False,
             )
             self._id = self._progress.add_task("run", total=samples, completed=done_samples, **self._fields())
@@ -86,6 +107,10 @@ def summary_table(summary: Mapping[str, Any]) -> Table:
     table.add_column("what", style="bold")
     table.add_column("value")
     cost = summary.get("sample_ms") or {}
+    if cost.get("median") is None:
+        cost_text = "- (no sample succeeded)"
+    else:
+        cost_text = f"median {cost['median']:.1f} ms, p95 {cost['p95']:.1f} ms (successful samples)"
     solved = summary["solved"]
     rows = [
         ("mode", summary["mode"]),
@@ -96,11 +121,15 @@ def summary_table(summary: Mapping[str, Any]) -> Table:
         ("errors", str(summary["errors"])),
         ("wall time", f"{summary['wall_seconds']:.2f} s"),
         ("rate", f"{summary['samples_per_second']:.2f} samples/s"),
-        ("sample cost", f"median {cost.get('median')} ms, p95 {cost.get('p95')} ms"),
+        ("sample cost", cost_text),
         ("results", summary["dir"]),
     ]
+    for kind in (summary.get("error_kinds") or [])[:TABLE_KINDS]:
+        rows.append((f"{kind['status']} ×{kind['count']}", escape(f"{kind['error']} (first: {kind['first']})")))
     if summary.get("interrupted"):
         rows.insert(0, ("status", "[red]interrupted[/red]"))
+    elif summary.get("stopped"):
+        rows.insert(0, ("status", f"[red]stopped[/red]: {escape(summary['stopped'])}"))
     for k, v in rows:
         table.add_row(k, v)
     return table

@@ -6,6 +6,11 @@
   with one dict per test input, written atomically at the end (also after an interrupt).
 - ``summary.json``: the run's options, counts and timings, written atomically at the end.
 - ``batt.log``: the batt's ``log_path`` in local mode, and its stdout/stderr.
+- ``errors.log``: the traceback of the first failed sample of each kind (see :mod:`producer.failures`).
+- ``plan.json``: the run's plan, so that ``--resume``/``--status`` work without the broker (see
+  :mod:`producer.plan_file`).
+
+Every file follows the umask.
 """
 
 from __future__ import annotations
@@ -25,18 +30,38 @@ from producer.errors import UsageError
 EMPTY_ATTEMPT = [[0]]  # what the ARC Prize format expects when a candidate gave no attempt
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON to ``path`` through a temporary file and a rename."""
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back: there is no other way to read it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, with permissions ``mode``, else the
+    mode an ordinary file gets.
+
+    ``mkstemp`` creates its file 0600; the result files follow the umask like ``results.jsonl`` does, so
+    a results directory bind-mounted from a container is readable on the host.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(value, separators=(",", ":")))  # dumps: C encoder; json.dump streams in Python
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path`` atomically (see :func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(value, separators=(",", ":")))  # dumps: C encoder; dump streams in Python
 
 
 def prepare_out(out: str) -> Path:
@@ -112,9 +137,19 @@ def _drop_torn_tail(path: Path) -> None:
 
 
 class RunWriter:
-    """Writes one run's files; appends task lines at once and the rest at :meth:`finish`."""
+    """Writes one run's files; appends task lines at once and the rest at :meth:`finish`.
 
-    def __init__(self, base: Path, run_id: str) -> None:
+    With ``base`` None it writes nothing and only keeps the task lines (a run with ``out=None``).
+    """
+
+    def __init__(self, base: Path | None, run_id: str) -> None:
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self._file: Any = None
+        self.dir: Path | None = None
+        self.results_path: Path | None = None
+        self.log_path: Path | None = None
+        if base is None:
+            return
         self.dir = base / run_id
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -125,13 +160,16 @@ class RunWriter:
         self.results_path = self.dir / "results.jsonl"
         self.log_path = self.dir / "batt.log"
         _drop_torn_tail(self.results_path)
-        self.tasks: dict[str, dict[str, Any]] = {t["task_id"]: t for t in read_results(self.results_path)}
+        self.tasks = {t["task_id"]: t for t in read_results(self.results_path)}
         self._file = open(self.results_path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run's life
 
     def add_task(self, line: Mapping[str, Any]) -> bool:
         """Append one task's line and flush it; a task already written is not written again."""
         if line["task_id"] in self.tasks:
             return False
+        if self._file is None:
+            self.tasks[line["task_id"]] = dict(line)
+            return True
         text = json.dumps(line, separators=(",", ":")) + "\n"
         with _signals_held():
             self._file.write(text)
@@ -142,6 +180,8 @@ class RunWriter:
 
     def finish(self, summary: Mapping[str, Any], order: Iterable[str] | None = None) -> None:
         """Close ``results.jsonl``; write ``submission.json`` and ``summary.json`` atomically."""
+        if self.dir is None:
+            return
         self._file.close()
         ids = [t for t in (order or sorted(self.tasks)) if t in self.tasks]
         write_json_atomic(
@@ -151,6 +191,8 @@ class RunWriter:
 
     def remove_if_empty(self) -> None:
         """Remove the run directory when nothing was written to it (a run that stopped before any work)."""
+        if self.dir is None:
+            return
         self._file.close()
         for name in ("results.jsonl", "batt.log"):
             path = self.dir / name

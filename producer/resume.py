@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
@@ -162,14 +162,16 @@ class RunStatus:
     running: list[str]
     pending: list[str]
     lost: list[str]
+    cancelled: list[str] = field(default_factory=list)  # revoked or skipped by a stop (Ctrl-C, --max-errors)
 
     def counts(self) -> dict[str, int]:
         return {k: len(v) for k, v in vars(self).items()}
 
 
-def run_status(app: Celery, plan: Plan, broker_url: str) -> RunStatus:
+def run_status(app: Celery, plan: Plan, broker_url: str, stopped: bool = False) -> RunStatus:
     """Classify every sample of the plan as finished, running (held by a worker: running or reserved),
-    pending (queued) or lost (none of these: --resume submits it again)."""
+    pending (queued), cancelled (revoked, or queued in a run that was ``stopped``: workers skip it) or lost
+    (none of these). --resume submits cancelled and lost samples again."""
     states = backend_states(app, plan.task_ids.values())
     queued, held = pending_in_broker(broker_url)
     status = RunStatus([], [], [], [])
@@ -177,10 +179,12 @@ def run_status(app: Celery, plan: Plan, broker_url: str) -> RunStatus:
         state = states.get(tid, "PENDING")
         if state in FINISHED_STATES:
             status.finished.append(name)
+        elif state == "REVOKED":
+            status.cancelled.append(name)
         elif tid in held:
             status.running.append(name)
         elif tid in queued:
-            status.pending.append(name)
+            (status.cancelled if stopped else status.pending).append(name)
         else:
             status.lost.append(name)
     return status

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from producer.collect import Collector
+from producer.failures import FailureTracker
 from producer.progress import RunProgress
 from producer.results import RunWriter
 
@@ -29,6 +30,8 @@ class RunState:
     writer: RunWriter
     started: float = field(default_factory=time.monotonic)
     interrupted: bool = False
+    failures: FailureTracker | None = None
+    stopped: str | None = None  # why the run stopped early (StopRun), if it did
 
     def summary(self) -> dict[str, Any]:
         """The run's summary: options, counts, solved tasks, timings and peak memory."""
@@ -43,7 +46,7 @@ class RunState:
             "mode": self.mode,
             "options": self.options,
             "seed": self.options.get("seed"),
-            "dir": str(self.writer.dir),
+            "dir": None if self.writer.dir is None else str(self.writer.dir),
             "tasks": len(self.order),
             "tasks_done": len(lines),
             "samples": c.samples_total,
@@ -59,13 +62,22 @@ class RunState:
             "sample_ms": c.cost_ms(),
             "peak_rss_mb": round(peak_kb / 1024, 1),
             "interrupted": self.interrupted,
+            "stopped": self.stopped,
+            "error_kinds": self.failures.top() if self.failures is not None else [],
         }
 
 
-def drive(state: RunState, results: Iterator[Mapping[str, Any]], progress: RunProgress) -> None:
-    """Feed each sample result to the collector; append each completed task to ``results.jsonl``."""
+def drive(state: RunState, results: Iterator[Mapping[str, Any]], progress: RunProgress) -> Iterator[dict[str, Any]]:
+    """Feed each sample result to the collector; append each completed task to ``results.jsonl`` and yield
+    its line.
+
+    Failures go to the run's :class:`FailureTracker` after the sample is recorded; it may stop the run
+    (:class:`producer.errors.StopRun`)."""
     for result in results:
         progress.sample(result)
         line = state.collector.add(result)
         if line is not None and state.writer.add_task(line):
             progress.task()
+            yield line
+        if state.failures is not None:
+            state.failures.add(result)

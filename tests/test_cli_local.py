@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from batt_tasks.grids import grid_problem
+from batt_tasks.scoring import TIMING_FIELDS
 from producer.data import load_tasks
 from producer.results import RunWriter
 from producer.selection import select
@@ -128,7 +129,7 @@ def no_leaks(stderr: str) -> None:
 def strip_timing(value: Any) -> Any:
     """``value`` without its timing fields, for comparing two runs."""
     if isinstance(value, dict):
-        return {k: strip_timing(v) for k, v in value.items() if k != "seconds"}
+        return {k: strip_timing(v) for k, v in value.items() if k not in TIMING_FIELDS}
     if isinstance(value, list):
         return [strip_timing(v) for v in value]
     return value
@@ -141,7 +142,8 @@ def test_default_run_on_arc_agi_1(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_cli("-c", "2", "-q", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.strip() == "" and proc.stdout.strip() == ""  # -q: nothing but errors
+    # -q: nothing but errors on stderr, and the run directory as the one line on stdout
+    assert proc.stderr.strip() == "" and proc.stdout.splitlines() == [str(run_dir(out))]
     results, submission, summary = read_run(out)
     tasks = load_tasks("arc-agi-1", "train")
     expected_ids = sorted(tasks)[:2]

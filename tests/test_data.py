@@ -276,3 +276,48 @@ def test_cli_missing_data_path_exits_2(tmp_path: Path) -> None:
 def test_cli_bad_split_exits_2(tmp_path: Path) -> None:
     proc = run_cli("--split", "validation", "--out", str(tmp_path / "out"))
     assert_usage_error(proc, "--split", "validation")
+
+
+# ------------------------------------------------------------------------- several sources (issue 13)
+
+
+def test_split_both_is_train_and_eval_together() -> None:
+    both = load_tasks("arc-agi-1", "both")
+    train, evaluation = load_tasks("arc-agi-1", "train"), load_tasks("arc-agi-1", "eval")
+    assert both == {**train, **evaluation} and len(both) == 800
+
+
+def test_repeated_data_sources_are_merged(tmp_path: Path) -> None:
+    one = write_json(tmp_path / "aaaa0001.json", GOOD)
+    folder = tmp_path / "more"
+    folder.mkdir()
+    write_json(folder / "bbbb0001.json", GOOD)
+    tasks = load_tasks([str(one), str(folder), "arc-agi-1"], "eval")
+    assert {"aaaa0001", "bbbb0001", "00576224"} <= set(tasks) and len(tasks) == 402
+    assert load_tasks([str(one), str(one)]) == load_tasks(str(one))  # the same source twice counts once
+
+
+def test_a_task_id_in_two_sources_is_an_error_naming_both(tmp_path: Path) -> None:
+    write_json(tmp_path / "007bbfb7.json", GOOD)
+    with pytest.raises(UsageError) as info:
+        load_tasks(["arc-agi-1", str(tmp_path)])
+    text = str(info.value)
+    assert "'007bbfb7'" in text and "--data arc-agi-1 --split train" in text and f"--data {tmp_path}" in text
+    proc = run_cli("--data", "arc-agi-1", "--data", str(tmp_path), "-c", "1")
+    assert_usage_error(proc, "task id '007bbfb7' is in both --data arc-agi-1 --split train and", str(tmp_path))
+
+
+def test_cli_scores_several_sources_in_one_run(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    write_json(a / "aaaa0001.json", GOOD)
+    write_json(b / "bbbb0001.json", GOOD)
+    out = tmp_path / "out"
+    proc = run_cli("--data", str(a), "--data", str(b), "-b", "tests/batts/raises.py", "-q", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (run,) = list(out.iterdir())
+    lines = [json.loads(raw) for raw in (run / "results.jsonl").read_text().splitlines()]
+    assert sorted(line["task_id"] for line in lines) == ["aaaa0001", "bbbb0001"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["options"]["data"] == [str(a), str(b)]

@@ -251,7 +251,7 @@ def test_messages_are_self_contained_with_readable_names(redis_server, tmp_path)
         headers = envelope["headers"]
         names.add(headers["argsrepr"])
         assert len(headers["argsrepr"]) < 40 and "[[" not in headers["kwargsrepr"]
-        assert headers["timelimit"] == [7.0, 5.0]  # hard, soft
+        assert headers["timelimit"] == [12.0, 11.0]  # hard, soft: both batt calls (2 × 5 s) + 1 s, + 1 s
         body = json.loads(base64.b64decode(envelope["body"]))
         message = body[0][0]
         assert {"run_id", "task_id", "kind", "index", "S", "input", "expected", "batt", "time_limit"} <= set(message)

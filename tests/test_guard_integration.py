@@ -28,6 +28,9 @@ from celery import Celery
 from redis_proc import wait_for
 from workers import ROOT, Worker, batt_env, submit_cmd, task_lines
 
+from batt_tasks.control import NO_AUTOSCALE_NOTICE
+from batt_tasks.sample import carried_result
+
 pytestmark = pytest.mark.integration
 
 BATTS = ROOT / "tests" / "batts"
@@ -80,6 +83,12 @@ def send(app: Celery, task_id: str) -> Any:
     return app.send_task(TASK, args=[message(task_id)], queue="batt", soft_time_limit=120, time_limit=125)
 
 
+def outcome(result: Any, timeout: float) -> dict[str, Any]:
+    """A sample's result: returned (ok), or carried by the task's SampleFailed (error, timeout)."""
+    value = result.get(timeout=timeout, propagate=False)
+    return carried_result(value) or value
+
+
 def attempts(log: Path) -> list[dict[str, Any]]:
     """The batt's attempt log; a line still being written (no newline yet) is not counted."""
     if not log.exists():
@@ -93,7 +102,7 @@ def warm_up(app: Celery) -> None:
 
     (A thread that ran leaves its stack in glibc's cache, and the next thread would reuse it.)
     """
-    assert send(app, "boom-warm-up").get(timeout=60)["error"] == "RuntimeError: the batt broke"
+    assert outcome(send(app, "boom-warm-up"), 60)["error"] == "RuntimeError: the batt broke"
 
 
 def pool_pid(worker: Worker) -> int:
@@ -171,7 +180,7 @@ def test_thread_exhaustion_beyond_retries_is_the_samples_error(redis_server: Any
     pid = pool_pid(worker)
     starve_threads(pid)
     try:
-        done = send(app, "never").get(timeout=90)
+        done = outcome(send(app, "never"), 90)
     finally:
         lift(pid)
     assert done["status"] == "error" and done["error"] == "thread exhaustion after 3 retries", done
@@ -183,7 +192,7 @@ def test_thread_exhaustion_beyond_retries_is_the_samples_error(redis_server: Any
 
 def test_other_runtime_error_is_not_retried(redis_server: Any, thread_worker: Any) -> None:
     worker, log = thread_worker
-    done = send(client(redis_server.url), "boom-1").get(timeout=60)
+    done = outcome(send(client(redis_server.url), "boom-1"), 60)
     assert done["status"] == "error" and done["error"] == "RuntimeError: the batt broke", done
     assert [a["outcome"] for a in attempts(log)] == ["boom"]
     assert "Retry in" not in worker.text()
@@ -236,6 +245,7 @@ def test_memory_pressure_lowers_the_cap_and_it_recovers(redis_server: Any, tmp_p
         },
     )
     worker = Worker(env, extra=["--autoscale=3,1"], name="guard-mem").start()
+    assert NO_AUTOSCALE_NOTICE not in worker.text()  # the guard manages this pool: no start-up notice
     app = client(redis_server.url)
     out = tmp_path / "run"
     run = subprocess.Popen(

@@ -280,8 +280,10 @@ def test_scores_train_perfect_and_differ_sums() -> None:
     assert line["differ"] == {"a": {"d": 2000}, "b": {"d": 700, "e": 7}}
     # a (2000) first, then b (1000); c shares b's output so adds nothing.
     assert line["predictions"] == [[to_json(A), to_json(B)]]
+    assert line["prediction_candidates"] == [["a", "b"]]  # b (1000) ranks above c (0) for output B
     assert line["solved"] is True  # B is the test output and it is attempt 2
     assert line["seconds"] == pytest.approx(1.5)
+    assert len(line["sample_seconds"]) == 3 and sum(line["sample_seconds"]) == pytest.approx(1.5)
     json.dumps(line)  # the line is JSON
 
 
@@ -431,3 +433,151 @@ def test_outputs_as_lists_from_older_workers_still_aggregate() -> None:
     old["outputs"] = [[to_json(A), ["a"]]]
     line = aggregate_task("t", [sample("train", 0, matched=["a"]), old])
     assert line["predictions"] == [[to_json(A)]] and line["solved"] is True
+
+
+# ------------------------------------------------- issue 13: programs, both differ sums, per-call time limit
+
+
+def test_programs_keep_t_n_and_evo_of_each_candidate_first_row_first() -> None:
+    def batt(task_id: str, S: Any, I: Any, C: Any, log_path: Any) -> Any:  # noqa: E741
+        o = [
+            (7, True, "b", B),
+            (np.int64(9), np.bool_(False), "c", C_),  # numpy scalars: their Python values
+            (8, False, "b", C_),  # a duplicate id: its first row's t_n/evo stand
+            ((1, 2), None, 3, None),  # odd values: JSON-able ones kept, the id as a string
+        ]
+        return o, []
+
+    r = json.loads(json.dumps(score_sample(batt, "t", S, A, B, None, kind="test")))
+    assert r["programs"] == [["3", "(1, 2)", None], ["b", 7, True], ["c", 9, False]]  # a tuple t_n: its repr
+    assert r["candidates"] == 3
+    line = aggregate_task("t", [r])
+    assert line["programs"]["b"] == {"t_n": 7, "evo": True}
+    assert line["programs"]["c"] == {"t_n": 9, "evo": False}
+
+
+def test_programs_come_from_the_first_sample_train_before_test() -> None:
+    def run(kind: str, index: int, t_n: int) -> dict[str, Any]:
+        batt = lambda *a: ([(t_n, t_n % 2 == 0, "x", B)], [])  # noqa: E731
+        return score_sample(batt, "t", S, A, B, None, kind=kind, index=index)
+
+    line = aggregate_task("t", [run("test", 0, 1), run("train", 1, 2), run("train", 0, 3)])
+    assert line["programs"] == {"x": {"t_n": 3, "evo": False}}
+
+
+def test_both_differ_sums_come_back_exactly() -> None:
+    """The solve call's and the diff call's s rows are summed apart: differ_solve and differ."""
+
+    def batt(task_id: str, S: Any, I: Any, C: Any, log_path: Any) -> Any:  # noqa: E741
+        o = [(1, False, "a", B), (2, False, "b", C_)]
+        if C is None:
+            return o, [(3, "a", "d1", (100,)), (4, "a", "d1", (20,)), (5, "b", "d2", (7,)), (6, "None", "d3", (2000,))]
+        return o, [(3, "a", "d1", (900,)), (5, "b", "d2", (-4,)), (7, "b", "d4", (11,))]
+
+    results = [score_sample(batt, "t", S, A, B, None, kind=k, index=i) for k, i in (("train", 0), ("train", 1))]
+    assert results[0]["differ_solve"] == [["None", "d3", 1000], ["a", "d1", 120], ["b", "d2", 7]]
+    assert results[0]["differ"] == [["a", "d1", 900], ["b", "d2", 0], ["b", "d4", 11]]
+    line = aggregate_task("t", results)
+    assert line["differ_solve"] == {"None": {"d3": 2000}, "a": {"d1": 240}, "b": {"d2": 14}}
+    assert line["differ"] == {"a": {"d1": 1800}, "b": {"d2": 0, "d4": 22}}
+
+
+def test_unscored_sample_keeps_the_solve_calls_differ_scores() -> None:
+    batt = lambda *a: ([(1, False, "a", B)], [(2, "a", "d", (5,))])  # noqa: E731
+    r = score_sample(batt, "t", S, A, None, None, kind="test")
+    assert r["differ_solve"] == [["a", "d", 5]] and r["differ"] == []
+
+
+def _sleepy_diff(seconds: float) -> Any:
+    def batt(task_id: str, S: Any, I: Any, C: Any, log_path: Any) -> Any:  # noqa: E741
+        import time
+
+        if C is not None:
+            time.sleep(seconds)
+        return [(1, False, "right", B), (2, True, "wrong", C_)], [(3, "right", "d", (40,))]
+
+    return batt
+
+
+def test_diff_call_past_the_limit_keeps_the_solve_calls_exact_match() -> None:
+    from batt_tasks.call_limit import CallTimeout, call_limit
+
+    limit = call_limit(0.3)
+    kw: dict[str, Any] = {"call_limit": limit, "timeouts": (CallTimeout,)}
+    results = [
+        score_sample(_sleepy_diff(30), "t", S, A, B, None, kind="train", index=0, **kw),
+        score_sample(_sleepy_diff(0), "t", S, A, B, None, kind="train", index=1, **kw),
+        score_sample(_sleepy_diff(30), "t", S, A, B, None, kind="test", index=0, **kw),
+    ]
+    r = results[0]
+    assert r["status"] == STATUS_TIMEOUT and r["call"] == "diff"
+    assert r["error"] == "diff call: time limit of 0.3s exceeded"
+    assert r["matched"] == ["right"] and r["candidates"] == 2
+    assert r["differ_solve"] == [["right", "d", 40]] and r["differ"] == []
+    assert r["seconds"] < 10  # the 30 s sleep was cut short
+    assert results[1]["status"] == STATUS_OK
+    line = aggregate_task("t", results)
+    assert line["train_scores"] == {"right": 2000} and line["test_scores"] == {"right": 1000}
+    assert line["train_perfect"] == ["right"]  # its solve calls all completed
+    assert line["solved"] is True and line["predictions"] == [[to_json(B), to_json(C_)]]
+    assert (line["ok"], line["timeouts"]) == (1, 2)
+    assert [f["sample"] for f in line["failures"]] == ["t train[0]", "t test[0]"]
+    assert all(f["status"] == STATUS_TIMEOUT and f["error"].startswith("diff call:") for f in line["failures"])
+
+
+def test_solve_call_past_the_limit_leaves_nothing() -> None:
+    from batt_tasks.call_limit import CallTimeout, call_limit
+
+    def batt(*args: Any) -> Any:
+        try:
+            while True:
+                pass
+        except Exception:  # noqa: BLE001 - like a generated batt: the call limit is not an Exception
+            return [(1, False, "x", B)], []
+
+    r = score_sample(batt, "t", S, A, B, None, kind="train", call_limit=call_limit(0.2), timeouts=(CallTimeout,))
+    assert r["status"] == STATUS_TIMEOUT and r["call"] == "solve"
+    assert r["error"] == "solve call: time limit of 0.2s exceeded"
+    assert r["matched"] == [] and r["programs"] == [] and r["candidates"] == 0
+    line = aggregate_task("t", [r])
+    assert line["train_scores"] == {} and line["train_perfect"] == []
+
+
+def test_prediction_candidates_name_the_candidate_behind_each_attempt() -> None:
+    results = [
+        sample("train", 0, matched=["b", "c"]),
+        sample("test", 0, matched=["c"], outputs=[(A, ["a"]), (B, ["b", "c"]), (D, ["d"])]),
+    ]
+    line = aggregate_task("t", results)
+    # b and c tie on train score (1000): b (smaller id) picks B; c's output is B too, so the next distinct one
+    # comes from the best-ranked remaining candidate, a (0, id "a" < "d")
+    assert line["predictions"] == [[to_json(B), to_json(A)]]
+    assert line["prediction_candidates"] == [["b", "a"]]
+
+
+@pytest.mark.parametrize(
+    ("output", "matches", "why"),
+    [
+        ([[4, 3], [2, 1]], True, "a list of lists equal cell by cell matches (== against a tuple is False)"),
+        (np.array([[4, 3], [2, 1]]), True, "a numpy int array matches through tolist (== would be elementwise)"),
+        (np.array([[4, 3], [2, 1]], dtype=np.int8), True, "any integer dtype"),
+        (((4, 3), (2, True)), False, "a bool cell never matches (True == 1 in Python)"),
+        (np.array([[True, False]]), False, "a numpy bool array is no grid"),
+        (((4.0, 3), (2, 1)), False, "a float cell never matches (4.0 == 4 in Python)"),
+        (np.array([[4.0, 3.0], [2.0, 1.0]]), False, "a numpy float array is no grid"),
+    ],
+)
+def test_match_rules_where_they_differ_from_python_equality(output: Any, matches: bool, why: str) -> None:
+    r = score_sample(batt_of({"x": output}), "t", S, A, B, None, kind="train")
+    assert (r["matched"] == ["x"]) is matches, why
+
+
+def test_a_duplicate_candidate_id_scores_once_and_matches_if_any_row_does() -> None:
+    def dup(*args: Any) -> Any:
+        return [(1, False, "x", C_), (2, True, "x", B), (3, False, "x", B)], []
+
+    results = [score_sample(dup, "t", S, A, B, None, kind="train", index=i) for i in range(2)]
+    assert results[0]["matched"] == ["x"] and results[0]["candidates"] == 1
+    line = aggregate_task("t", results)
+    assert line["train_scores"] == {"x": 2 * MATCH_SCORE}  # once per sample, not once per row
+    assert line["programs"] == {"x": {"t_n": 1, "evo": False}}

@@ -21,6 +21,8 @@ from typing import Any
 import psutil
 from redis_proc import wait_for
 
+from batt_tasks.scoring import TIMING_FIELDS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -149,7 +151,8 @@ def task_lines(out: Path) -> dict[str, dict[str, Any]]:
     for raw in (run_dir(out) / "results.jsonl").read_text().splitlines():
         line = json.loads(raw)
         assert line["task_id"] not in lines, f"task {line['task_id']} written twice"
-        line.pop("seconds", None)
+        for timing in TIMING_FIELDS:
+            line.pop(timing, None)
         lines[line["task_id"]] = line
     return lines
 

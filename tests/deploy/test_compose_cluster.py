@@ -73,6 +73,13 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         c.start("flower")
         for name in ("redis", "worker-1", "flower"):
             c.wait_healthy(name)
+        # Task events are off by default; Flower turns them on with a broadcast every few seconds, and
+        # samples that run before it lands are not in Flower. Wait for the worker to say it arrived.
+        wait_until(
+            lambda: "Events of group {task} enabled by remote." in c.running["worker-1"].text(),
+            90,
+            "Flower's enable_events broadcast to reach worker-1",
+        )
         c.runs = {}  # type: ignore[attr-defined]
         yield c
         print(f"compose cluster logs: {workdir / 'logs'}")

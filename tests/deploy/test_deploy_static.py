@@ -376,3 +376,30 @@ def test_docs_warn_about_unauthenticated_flower_endpoints() -> None:
         text = path.read_text()
         assert "/metrics" in text and "/healthcheck" in text, path
         assert re.search(r"without (any )?auth", text, re.I) or "WITHOUT" in text, path
+
+
+def test_no_worker_command_turns_the_heartbeat_off(config: dict[str, Any]) -> None:
+    """Task events are off by default and Flower turns them on, which a worker started with
+    --without-heartbeat silently refuses: no shipped worker command, unit or documented command has it."""
+    assert "--without-heartbeat" not in config["services"]["worker"]["command"]
+    assert "--without-heartbeat" not in DOCKERFILE.read_text()
+    for unit in UNITS:
+        assert "--without-heartbeat" not in " ".join(_unit(unit)["Service.ExecStart"]), unit
+    commands = [
+        line
+        for doc in (REPO / "README.md", REPO / "deploy" / "README.md")
+        for line in doc.read_text().splitlines()
+        if re.search(r"celery .*worker", line)
+    ]
+    assert commands, "no worker command found in the READMEs"
+    assert not [line for line in commands if "--without-heartbeat" in line], commands
+
+
+def test_readme_quick_start_logs_at_info_and_says_how_to_reach_flowers_api() -> None:
+    """The non-Docker quick start: workers at -l INFO (start-up notices, one line per sample), and how
+    Flower's API is reached (credentials, or FLOWER_UNAUTHENTICATED_API on loopback only)."""
+    text = (REPO / "README.md").read_text()
+    quick = text[text.index("A cluster on one machine, without Docker") : text.index("With Docker Compose")]
+    workers = [line for line in quick.splitlines() if re.search(r"celery -A batt_tasks worker", line)]
+    assert workers and all(re.search(r"(-l |--loglevel[= ])INFO", line) for line in workers), workers
+    assert "FLOWER_BASIC_AUTH" in quick and "FLOWER_UNAUTHENTICATED_API" in quick

@@ -5,7 +5,7 @@ the run before. In every run two samples misbehave (``train[0]`` of two tasks) a
 sample must end as that sample's ``timeout``/``error`` result, the rest as ``ok``, the run must complete with
 exit code 1 (sample errors), and the worker must still be serving with a full pool.
 
-- hang: swallows even the soft time limit; the hard limit (``-t 2`` + 2 s) kills the pool process → timeout.
+- hang: swallows even the time limits; the hard limit (2 calls × ``-t 2`` + 2 s) kills the pool process → timeout.
 - exit / segfault: the pool process dies → retried ``BATT_RETRY_MAX`` (1) times → dies again → error.
 - memory: grows until the soft time limit stops it → timeout; its pool process, now past
   ``worker_max_memory_per_child``, is replaced after the sample.
@@ -40,7 +40,7 @@ from faults.harness import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-# -t per batt: the hard limit (-t + 2 s) is what stops the hang, the soft limit what stops the growth; a crash
+# -t per batt: the hard limit (2 × -t + 2 s) is what stops the hang, the call limit what stops the growth; a crash
 # needs no limit, and a long one keeps the hard limit from racing the worker's detection of a dead process
 TIME_LIMIT = {"hang": 2.0, "memory": 2.0, "exit": 12.0, "segfault": 12.0}
 RETRY_MAX = 1

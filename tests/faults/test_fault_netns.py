@@ -41,7 +41,7 @@ from faults.harness import (
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.netns]
 
 PORT = 16379  # inside the broker's own namespace: never the machine's Redis
-VISIBILITY_TIMEOUT = 10  # with -t 2: 2 × (2 + 2) ≤ 10
+VISIBILITY_TIMEOUT = 12  # with -t 2: 2 × hard limit (2 × 2 + 1 + 1) ≤ 12
 RESTORE_INTERVAL = 1
 
 

@@ -33,7 +33,7 @@ from faults.harness import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-STATUS_RE = re.compile(r"(\d+)/(\d+) samples finished, (\d+) running, (\d+) queued, (\d+) lost")
+STATUS_RE = re.compile(r"(\d+)/(\d+) samples finished, (\d+) running, (\d+) queued, (\d+) cancelled, (\d+) lost")
 
 
 def _results_lines(path: Path) -> list[str]:
@@ -93,8 +93,8 @@ def _producer_killed_then_resumed(
     )
     assert status.returncode == 0, status.stderr
     assert m, status.stdout
-    finished, total, running, queued, lost = map(int, m.groups())
-    assert total == len(plan) and finished + running + queued + lost == total
+    finished, total, running, queued, cancelled, lost = map(int, m.groups())
+    assert total == len(plan) and finished + running + queued + cancelled + lost == total
     assert code == 0, resume.text()[-3000:]
     assert_exactly_once(t)
     assert t.status["ok"] == len(plan)

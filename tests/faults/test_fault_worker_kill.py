@@ -27,7 +27,7 @@ from faults.harness import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-VISIBILITY_TIMEOUT = 8  # seconds; the producer accepts -t 2 with it (2 × (2 + 2) ≤ 8)
+VISIBILITY_TIMEOUT = 12  # seconds; the producer accepts -t 2 with it (2 × hard limit (2 × 2 + 1 + 1) ≤ 12)
 RESTORE_INTERVAL = 1  # seconds between the surviving worker's sweeps for messages past the visibility timeout
 
 
