@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from batt_tasks.battery import dsl
+from batt_tasks.battery import dsl, learn
 from batt_tasks.battery.dsl import Grid, background, shape
 from batt_tasks.battery.objects import objects
 
@@ -622,16 +622,9 @@ def _scaled_features(grid: Grid, fy: int, fx: int) -> dict[str, np.ndarray]:
 
 
 def _scale(S: tuple[Pair, ...]) -> tuple[int, int] | None:
-    factors = set()
-    for i, o in S:
-        (hi, wi), (ho, wo) = shape(i), shape(o)
-        if ho % hi or wo % wi:
-            return None
-        factors.add((ho // hi, wo // wi))
-    if len(factors) != 1:
-        return None
-    fy, fx = factors.pop()
-    return None if (fy, fx) == (1, 1) or fy * fx > 30 else (fy, fx)
+    """The scale factors of the pairs (see :func:`learn.learn_scale`), when they are small enough to learn from."""
+    scale = learn.learn_scale(S)
+    return None if scale is None or scale[0] * scale[1] > 30 else scale
 
 
 def learn_scaled_table(S: tuple[Pair, ...], sample: Grid) -> tuple[int, int, FeatureTable] | None:
