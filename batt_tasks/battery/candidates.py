@@ -1091,6 +1091,16 @@ def cells_feature_table_learned(ctx: Context, grid: Grid) -> Grid:
     return features.apply_cells_table(table, grid)
 
 
+def renamed_table(key: str, learner: Any, applier: Any, namer: features.Namer) -> CandidateFn:
+    """A table learner run on grids whose colours ``namer`` renamed (leave-one-out)."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        table = ctx.need(key, lambda: features.learn_renamed(learner, ctx.loo(), grid, namer))
+        return features.apply_renamed(applier, table, grid, namer)
+
+    return run
+
+
 def feature_role_table_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`feature_table_learned` with each grid's colours renamed by frequency (colour-blind rules)."""
     table = ctx.need("feature_role_table", lambda: features.learn_role_table(ctx.loo(), grid))
@@ -1119,6 +1129,12 @@ def add_feature_families(reg: Registry) -> None:
     reg.add("feature_table_two_pairs", feature_table_two_pairs)
     reg.add("feature_table_learned_keep_unseen", feature_table_keep_unseen)
     reg.add("feature_table_learned∘separator_cells", cells_feature_table_learned)
+    plain = (features.learn_feature_table, features.apply_feature_table)
+    cells = (features.learn_cells_table, features.apply_cells_table)
+    order, roles = features.colour_order, features.colour_roles
+    reg.add("feature_table_learned∘colour_order", renamed_table("order_table", *plain, order))
+    reg.add("feature_table_learned∘separator_cells∘colour_roles", renamed_table("cells_roles", *cells, roles))
+    reg.add("feature_table_learned∘separator_cells∘colour_order", renamed_table("cells_order", *cells, order))
 
 
 def add_layout_families(reg: Registry) -> None:

@@ -14,7 +14,9 @@ Costs are bounded: features are numpy arrays over at most 30×30 cells, subsets 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 
@@ -578,19 +580,46 @@ def from_roles(grid: Grid, roles: tuple[int, ...]) -> Grid:
     return tuple(out)
 
 
-def learn_role_table(S: tuple[Pair, ...], sample: Grid) -> FeatureTable | None:
-    """:func:`learn_feature_table` on the pairs with colours renamed by their role in each input."""
+def colour_order(grid: Grid) -> tuple[int, ...]:
+    """The grid's background, then its other colours in the order they first appear (row by row)."""
+    bg = background(grid)
+    seen = [bg]
+    for row in grid:
+        for v in row:
+            if v not in seen:
+                seen.append(v)
+    return tuple(seen)
+
+
+Namer = Callable[[Grid], tuple[int, ...]]
+T = TypeVar("T")
+
+
+def learn_renamed(
+    learner: Callable[[tuple[Pair, ...], Grid], T | None], S: tuple[Pair, ...], sample: Grid, namer: Namer
+) -> T | None:
+    """``learner`` on the pairs and sample with colours renamed by ``namer`` of each input (see :func:`to_roles`)."""
     pairs = []
     for i, o in S:
-        roles = colour_roles(i)
+        roles = namer(i)
         pairs.append((to_roles(i, roles), to_roles(o, roles)))
-    return learn_feature_table(tuple(pairs), to_roles(sample, colour_roles(sample)))
+    return learner(tuple(pairs), to_roles(sample, namer(sample)))
+
+
+def apply_renamed(applier: Callable[[T, Grid], Grid], table: T, grid: Grid, namer: Namer) -> Grid:
+    """Apply a table :func:`learn_renamed` learned, and give the colours their names back."""
+    roles = namer(grid)
+    return from_roles(applier(table, to_roles(grid, roles)), roles)
+
+
+def learn_role_table(S: tuple[Pair, ...], sample: Grid) -> FeatureTable | None:
+    """:func:`learn_feature_table` on the pairs with colours renamed by their role in each input."""
+    return learn_renamed(learn_feature_table, S, sample, colour_roles)
 
 
 def apply_role_table(table: FeatureTable, grid: Grid) -> Grid:
     """Apply a table learned by :func:`learn_role_table` to ``grid``."""
-    roles = colour_roles(grid)
-    return from_roles(apply_feature_table(table, to_roles(grid, roles)), roles)
+    return apply_renamed(apply_feature_table, table, grid, colour_roles)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -656,14 +685,12 @@ def apply_scaled_table(learned: tuple[int, int, FeatureTable], grid: Grid) -> Gr
 
 def learn_scaled_role_table(S: tuple[Pair, ...], sample: Grid) -> tuple[int, int, FeatureTable] | None:
     """:func:`learn_scaled_table` on the pairs with colours renamed by their role in each input."""
-    pairs = tuple((to_roles(i, colour_roles(i)), to_roles(o, colour_roles(i))) for i, o in S)
-    return learn_scaled_table(pairs, to_roles(sample, colour_roles(sample)))
+    return learn_renamed(learn_scaled_table, S, sample, colour_roles)
 
 
 def apply_scaled_role_table(learned: tuple[int, int, FeatureTable], grid: Grid) -> Grid:
     """Apply a table learned by :func:`learn_scaled_role_table` to ``grid``."""
-    roles = colour_roles(grid)
-    return from_roles(apply_scaled_table(learned, to_roles(grid, roles)), roles)
+    return apply_renamed(apply_scaled_table, learned, grid, colour_roles)
 
 
 # ---------------------------------------------------------------------------------------------
