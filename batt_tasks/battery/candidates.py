@@ -1146,6 +1146,7 @@ def add_layout_families(reg: Registry) -> None:
     for kind in dsl.SYMMETRIES:
         reg.plain(f"symmetrise_{kind}_in_content_box", lambda g, k=kind: rules.symmetrise_in_box(g, k))
     reg.plain("colour_histogram_columns", rules.colour_histogram)
+    reg.add("object_stamps_learned", object_stamps_learned)
     for axis in ("h", "v"):
         reg.plain(f"kronecker_halves_{axis}", lambda g, a=axis: rules.kronecker_halves(g, a))
 
@@ -1157,6 +1158,12 @@ def _fitted(key: str, options: Any, apply: Callable[[Grid, Any], Grid]) -> Candi
         return apply(grid, ctx.need(key, lambda: learn.fit(ctx.S, options, apply)))
 
     return run
+
+
+def object_stamps_learned(ctx: Context, grid: Grid) -> Grid:
+    """Each object painted with the stamp (its grown bounding box) the other train pairs show for its look."""
+    stamps = ctx.need("object_stamps", lambda: rules.learn_object_stamps(ctx.loo()))
+    return rules.apply_object_stamps(grid, stamps)
 
 
 def count_bar_learned(ctx: Context, grid: Grid) -> Grid:

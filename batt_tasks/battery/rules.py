@@ -419,3 +419,52 @@ def kronecker_halves(grid: Grid, axis: str) -> Grid:
         )
         for r in range(ph * mh)
     )
+
+
+ObjectStamps = dict[Grid, dict[tuple[int, int], int]]
+
+
+def _stamp_objects(grid: Grid) -> tuple[Obj, ...]:
+    return objects(grid, False, True)
+
+
+def learn_object_stamps(S: tuple[Pair, ...]) -> ObjectStamps | None:
+    """For each object appearance (8-connected, with its colours), what the outputs show on its bounding box
+    grown by one cell, consistent over every occurrence; every change must fall inside such a box. None when
+    the pairs disagree or nothing changes."""
+    if not S or any(shape(i) != shape(o) for i, o in S):
+        return None
+    stamps: ObjectStamps = {}
+    for i, o in S:
+        h, w = shape(i)
+        covered = [[False] * w for _ in range(h)]
+        for obj in _stamp_objects(i):
+            top, left, bottom, right = obj.box
+            stamp = stamps.setdefault(obj.as_grid(-1), {})
+            for r in range(top - 1, bottom + 2):
+                for c in range(left - 1, right + 2):
+                    if 0 <= r < h and 0 <= c < w:
+                        covered[r][c] = True
+                        if stamp.setdefault((r - top, c - left), o[r][c]) != o[r][c]:
+                            return None
+        if any(i[r][c] != o[r][c] and not covered[r][c] for r in range(h) for c in range(w)):
+            return None
+    if all(i == o for i, o in S):
+        return None
+    return stamps
+
+
+def apply_object_stamps(grid: Grid, stamps: ObjectStamps) -> Grid:
+    """Paint each object's learned stamp over its grown bounding box (objects in reading order)."""
+    h, w = shape(grid)
+    rows = [list(row) for row in grid]
+    for obj in _stamp_objects(grid):
+        stamp = stamps.get(obj.as_grid(-1))
+        if stamp is None:
+            raise ValueError("unseen object")
+        top, left, _, _ = obj.box
+        for (dr, dc), colour in stamp.items():
+            r, c = top + dr, left + dc
+            if 0 <= r < h and 0 <= c < w:
+                rows[r][c] = colour
+    return tuple(tuple(row) for row in rows)

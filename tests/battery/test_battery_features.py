@@ -148,3 +148,24 @@ def test_every_candidate_with_an_output_gets_a_differ_score() -> None:
     scores = {cid: score for _, cid, _, (score,) in s}
     assert scores["feature_table_learned"] == 0
     assert scores["identity"] == int(np.sum(np.array(sample) != np.array(expected)))
+
+
+def test_object_stamps_learned_per_look_and_refused_for_unseen_objects() -> None:
+    # a 2×2 block of 5 gets four coloured corners outside it
+    def pair(top: int, left: int) -> tuple[Grid, Grid]:
+        grid = [[0] * 6 for _ in range(6)]
+        out = [[0] * 6 for _ in range(6)]
+        for r in (top, top + 1):
+            for c in (left, left + 1):
+                grid[r][c] = out[r][c] = 5
+        out[top - 1][left - 1], out[top - 1][left + 2] = 1, 2
+        out[top + 2][left - 1], out[top + 2][left + 2] = 3, 4
+        return tuple(map(tuple, grid)), tuple(map(tuple, out))
+
+    S = (pair(1, 1), pair(2, 3))
+    stamps = rules.learn_object_stamps(S)
+    assert stamps is not None
+    sample, expected = pair(3, 2)
+    assert rules.apply_object_stamps(sample, stamps) == expected
+    with pytest.raises(ValueError):
+        rules.apply_object_stamps(((0, 0, 0), (0, 7, 0), (0, 0, 0)), stamps)
