@@ -1147,6 +1147,8 @@ def add_layout_families(reg: Registry) -> None:
         reg.plain(f"symmetrise_{kind}_in_content_box", lambda g, k=kind: rules.symmetrise_in_box(g, k))
     reg.plain("colour_histogram_columns", rules.colour_histogram)
     reg.add("object_stamps_learned", object_stamps_learned)
+    template_options = [(anchor, keep) for anchor in ("centre", "colour") for keep in (True, False)]
+    reg.add("stamp_template_on_markers_learned", _fitted("template", template_options, rules.stamp_template))
     for axis in ("h", "v"):
         reg.plain(f"kronecker_halves_{axis}", lambda g, a=axis: rules.kronecker_halves(g, a))
 

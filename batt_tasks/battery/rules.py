@@ -468,3 +468,39 @@ def apply_object_stamps(grid: Grid, stamps: ObjectStamps) -> Grid:
             if 0 <= r < h and 0 <= c < w:
                 rows[r][c] = colour
     return tuple(tuple(row) for row in rows)
+
+
+def stamp_template(grid: Grid, options: tuple[str, bool]) -> Grid:
+    """Copy the one multi-cell object (the template) onto every single-pixel marker: its centre on the marker
+    (``anchor`` "centre", odd-sized templates) or its cell of the marker's colour on the marker ("colour");
+    with ``keep`` the template stays where it was."""
+    anchor, keep = options
+    bg = background(grid)
+    objs = _stamp_objects(grid)
+    templates = [o for o in objs if o.size > 1]
+    markers = [o for o in objs if o.size == 1]
+    if len(templates) != 1 or not markers:
+        raise ValueError("needs one template and markers")
+    template = templates[0]
+    top, left, bottom, right = template.box
+    h, w = shape(grid)
+    rows = [list(row) for row in grid]
+    if not keep:
+        for r, c, _ in template.cells:
+            rows[r][c] = bg
+    for marker in markers:
+        mr, mc, colour = marker.cells[0]
+        if anchor == "centre":
+            if (bottom - top) % 2 or (right - left) % 2:
+                raise ValueError("no centre")
+            ar, ac = (top + bottom) // 2, (left + right) // 2
+        else:
+            same = [(r, c) for r, c, v in template.cells if v == colour]
+            if len(same) != 1:
+                raise ValueError("no single anchor cell")
+            ar, ac = same[0]
+        for r, c, v in template.cells:
+            rr, cc = r - ar + mr, c - ac + mc
+            if 0 <= rr < h and 0 <= cc < w:
+                rows[rr][cc] = v
+    return tuple(tuple(row) for row in rows)

@@ -169,3 +169,17 @@ def test_object_stamps_learned_per_look_and_refused_for_unseen_objects() -> None
     assert rules.apply_object_stamps(sample, stamps) == expected
     with pytest.raises(ValueError):
         rules.apply_object_stamps(((0, 0, 0), (0, 7, 0), (0, 0, 0)), stamps)
+
+
+def test_stamp_template_on_markers() -> None:
+    grid: Grid = ((1, 2, 0, 0, 0), (0, 3, 0, 0, 0), (0, 0, 0, 0, 0), (0, 0, 0, 2, 0), (0, 0, 0, 0, 0))
+    # the template's cell of the marker's colour (2) goes onto the marker; the template stays
+    assert rules.stamp_template(grid, ("colour", True)) == (
+        (1, 2, 0, 0, 0),
+        (0, 3, 0, 0, 0),
+        (0, 0, 0, 0, 0),
+        (0, 0, 1, 2, 0),
+        (0, 0, 0, 3, 0),
+    )
+    with pytest.raises(ValueError):
+        rules.stamp_template(grid, ("centre", True))  # a 2×2 template has no centre cell
