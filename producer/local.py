@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from batt_tasks.loader import BattLoadError
+from batt_tasks.loader import BattLoadError, describe, is_path
 from batt_tasks.scoring import STATUS_ERROR, STATUS_TIMEOUT, failed_sample, sample_time_limit
 
 _START_TIMEOUT = 120.0  # seconds a new child may take to import the batt
@@ -41,26 +41,69 @@ def _redirect(log_path: str | None, original: tuple[int, int]) -> None:
         os.dup2(original[1], 2)
 
 
-def _load(conn: Connection, batt_ref: str) -> bool:
-    """Import the batt (again only when its file changed); tell the parent whether it is ready."""
-    from batt_tasks.loader import load_batt
+BattRef = str | Mapping[str, Any]  # a module name or .py path, or a message's code spec (see batt_tasks.loader)
 
+
+def _own_modules(ref: BattRef, before: set[str]) -> list[str]:
+    """Files of the modules a batt file imported from its own directory tree (for its bundle).
+
+    A module counts when it was new to ``sys.modules`` after the import, its file lies under the batt's
+    directory, and its top-level package was not imported before (an installed package that happens to
+    sit under that directory, like this project in a checkout, is not shipped).
+    """
+    if not isinstance(ref, str) or not is_path(ref):
+        return []
+    root = str(Path(ref).expanduser().resolve().parent) + os.sep
+    found = []
+    for name in set(sys.modules) - before:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if not file or name.partition(".")[0] in before:
+            continue
+        if os.path.abspath(file).startswith(root) or os.path.realpath(file).startswith(root):
+            found.append(file)
+    return sorted(found)
+
+
+def _forget_modules(files: list[str], ref: BattRef) -> None:
+    """Drop the modules imported from a batt's directory, so the bundle's copies are imported instead."""
+    files_set = set(files)
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) in files_set:
+            del sys.modules[name]
+    if isinstance(ref, str):
+        folder = str(Path(ref).expanduser().resolve().parent)
+        sys.path[:] = [p for p in sys.path if p != folder]
+
+
+def _load(conn: Connection, batt_ref: BattRef) -> bool:
+    """Load the batt; tell the parent ``("ready", files of its own modules)`` or ``("load_error", why)``.
+
+    A batt file is imported afresh from its directory (every module it imports from there too, whatever an
+    earlier run loaded), so the modules it reports are exactly the ones this version imports.
+    """
+    from batt_tasks import loader
+
+    if isinstance(batt_ref, str) and is_path(batt_ref):
+        loader.forget_path(batt_ref)
+    before = set(sys.modules)
     try:
-        load_batt(batt_ref)
+        loader.load_code(batt_ref)
     except BattLoadError as exc:
         conn.send(("load_error", str(exc)))
         return False
     except BaseException as exc:  # noqa: BLE001 - report anything, then stop
-        conn.send(("load_error", f"batt {batt_ref!r} failed to import: {type(exc).__name__}: {exc}"))
+        conn.send(("load_error", f"batt {describe(batt_ref)} failed to import: {type(exc).__name__}: {exc}"))
         return False
-    conn.send(("ready", None))
+    conn.send(("ready", _own_modules(batt_ref, before)))
     return True
 
 
-def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_result_bytes: int) -> None:
+def _child_main(conn: Connection, batt_ref: BattRef, log_path: str | None, max_result_bytes: int) -> None:
     """The child's loop: load the batt, then score each message received until told to stop.
 
-    A ``("load", batt_ref, log_path)`` command makes a child kept between runs serve the next run's batt.
+    A ``("load", batt_ref, log_path, files)`` command makes the child forget the modules ``files`` (those the
+    batt file reported, when ``batt_ref`` is its bundle) and load ``batt_ref``; a child kept between runs
+    serves the next run's batt that way too.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     original = (os.dup(1), os.dup(2))
@@ -71,6 +114,7 @@ def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_resul
 
     if not _load(conn, batt_ref):
         return
+    current = batt_ref
     while True:
         try:
             message = conn.recv()
@@ -78,10 +122,12 @@ def _child_main(conn: Connection, batt_ref: str, log_path: str | None, max_resul
             return
         if message is None:
             return
-        if isinstance(message, tuple):  # ("load", batt_ref, log_path): the next run
-            _, batt_ref, log_path = message
+        if isinstance(message, tuple):  # ("load", batt_ref, log_path, files): the bundle, or the next run
+            _, new_ref, log_path, files = message
+            _forget_modules(files, current)
+            current = new_ref
             _redirect(log_path, original)
-            if not _load(conn, batt_ref):
+            if not _load(conn, current):
                 return
             continue
         conn.send(("result", run_message(message, log_path, max_result_bytes)))
@@ -119,8 +165,9 @@ class LocalRunner:
     child a previous run released (:meth:`release`), which re-imports only a batt whose file changed.
     """
 
-    def __init__(self, batt_ref: str, log_path: str | Path | None, max_result_bytes: int) -> None:
+    def __init__(self, batt_ref: BattRef, log_path: str | Path | None, max_result_bytes: int) -> None:
         self.batt_ref = batt_ref
+        self.modules: list[str] = []  # after start(): files the batt imported from its own directory
         self.log_path = None if log_path is None else str(log_path)
         self.max_result_bytes = max_result_bytes
         self._ctx = multiprocessing.get_context("spawn")
@@ -130,7 +177,7 @@ class LocalRunner:
         self.restarts = 0
 
     @classmethod
-    def acquire(cls, batt_ref: str, log_path: str | Path | None, max_result_bytes: int) -> LocalRunner:
+    def acquire(cls, batt_ref: BattRef, log_path: str | Path | None, max_result_bytes: int) -> LocalRunner:
         """A runner for a new run: the idle one (its child kept) when its settings allow, else a new one."""
         while _idle:
             runner = _idle.pop()
@@ -161,7 +208,7 @@ class LocalRunner:
             self._reload = False
             assert self._conn is not None
             try:
-                self._conn.send(("load", self.batt_ref, self.log_path))
+                self._conn.send(("load", self.batt_ref, self.log_path, []))
                 self._await_ready(self._conn)
                 return
             except (EOFError, BrokenPipeError, ConnectionResetError):
@@ -188,21 +235,31 @@ class LocalRunner:
         self._await_ready(parent)
 
     def _await_ready(self, parent: Connection) -> None:
+        what = describe(self.batt_ref)
         if not parent.poll(_START_TIMEOUT):
             self.close()
-            raise BattLoadError(
-                f"batt {self.batt_ref!r} took more than {_START_TIMEOUT:.0f}s to import; fix the module"
-            )
+            raise BattLoadError(f"batt {what} took more than {_START_TIMEOUT:.0f}s to import; fix the module")
         try:
             kind, payload = parent.recv()
         except EOFError:
             code = self._reap()
-            raise BattLoadError(
-                f"batt {self.batt_ref!r} killed its process while importing (exit code {code})"
-            ) from None
+            raise BattLoadError(f"batt {what} killed its process while importing (exit code {code})") from None
         if kind == "load_error":
             self.close()
             raise BattLoadError(payload)
+        self.modules = list(payload or [])
+
+    def switch(self, batt_ref: BattRef) -> None:
+        """Make the running child forget the batt's own modules and load ``batt_ref`` (its bundle) instead."""
+        if not self._alive():
+            self._reap()
+            self.batt_ref = batt_ref
+            self.start()
+            return
+        assert self._conn is not None
+        self._conn.send(("load", batt_ref, self.log_path, self.modules))
+        self.batt_ref = batt_ref
+        self._await_ready(self._conn)
 
     def run(self, message: Mapping[str, Any]) -> dict[str, Any]:
         """Score one sample message; a timeout or a dead child becomes that sample's result."""

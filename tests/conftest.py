@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,13 +24,20 @@ def _never_the_machines_redis() -> Iterator[None]:
     from redis_proc import free_port
 
     dead = f"redis://127.0.0.1:{free_port()}"
-    saved = {k: os.environ.get(k) for k in ("BATT_BROKER_URL", "BATT_RESULT_BACKEND")}
+    names = ("BATT_BROKER_URL", "BATT_RESULT_BACKEND", "BATT_BUNDLE_CACHE", "XDG_CONFIG_HOME")
+    saved = {k: os.environ.get(k) for k in names}
     os.environ["BATT_BROKER_URL"] = dead + "/0"
     os.environ["BATT_RESULT_BACKEND"] = dead + "/1"
     os.environ.setdefault("BATT_BROKER_CHECK_TIMEOUT", "0.5")
+    # Bundles and the per-user signing key of this session's producers and workers stay in a private directory
+    # (never the user's own ~/.cache or ~/.config).
+    private = Path(tempfile.mkdtemp(prefix="batt-tests-"))
+    os.environ["BATT_BUNDLE_CACHE"] = str(private / "bundles")
+    os.environ["XDG_CONFIG_HOME"] = str(private / "config")
     try:
         yield
     finally:
+        shutil.rmtree(private, ignore_errors=True)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

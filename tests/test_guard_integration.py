@@ -65,8 +65,12 @@ def client(redis_url: str) -> Celery:
 
 
 def message(task_id: str, batt: str = THREADS_BATT) -> dict[str, Any]:
-    """A one-sample message without expected output (so the batt runs once per attempt)."""
-    return {
+    """A one-sample message without expected output (so the batt runs once per attempt), signed as
+    batt-submit signs it (the test's workers share this session's per-user key file)."""
+    from batt_tasks.config import settings
+    from batt_tasks.signing import resolve_keys, sign
+
+    m = {
         "run_id": "guard-test",
         "task_id": task_id,
         "kind": "test",
@@ -77,6 +81,8 @@ def message(task_id: str, batt: str = THREADS_BATT) -> dict[str, Any]:
         "batt": batt,
         "time_limit": 120,
     }
+    m["sig"] = sign(m, resolve_keys(settings()))
+    return m
 
 
 def send(app: Celery, task_id: str) -> Any:

@@ -179,7 +179,10 @@ class ComposeCluster:
         """Container path → host directory, for the service's volumes (named volumes are shared dirs)."""
         out: dict[str, Path] = {}
         for vol in self.services[service].get("volumes", []):
-            assert vol["type"] == "volume", f"{service}: the test expects named volumes, got {vol}"
+            if vol["type"] == "bind":  # a host directory, as compose resolved it
+                out[vol["target"]] = Path(vol["source"])
+                continue
+            assert vol["type"] == "volume", f"{service}: the test expects named volumes or binds, got {vol}"
             path = self.workdir / "volumes" / vol["source"]
             path.mkdir(parents=True, exist_ok=True)
             out[vol["target"]] = path

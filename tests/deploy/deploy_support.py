@@ -30,7 +30,7 @@ OVERRIDES = {
     "broker-tls": REPO / "deploy" / "compose.broker-tls.yml",
     "remote-worker": REPO / "deploy" / "compose.remote-worker.yml",
 }
-REQUIRED_VARS = ("BATT_REDIS_PASSWORD", "BATT_FLOWER_BASIC_AUTH")
+REQUIRED_VARS = ("BATT_REDIS_PASSWORD", "BATT_FLOWER_BASIC_AUTH", "BATT_SIGNING_KEY")
 
 # Variables of the caller's environment that would change what compose or batt-queue does.
 _LEAKY_PREFIXES = ("BATT_", "FLOWER_", "CELERY", "COMPOSE_", "DOCKER_", "REMAP_SIGTERM", "REDISCLI_")

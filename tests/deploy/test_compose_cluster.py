@@ -32,6 +32,7 @@ PASSWORD = "redis-test-pw-4f2a9c"
 TEST_VARS = {
     "BATT_REDIS_PASSWORD": PASSWORD,
     "BATT_FLOWER_BASIC_AUTH": CREDENTIALS,
+    "BATT_SIGNING_KEY": "compose-test-signing-key-7d1e",
     # interpolation variables a user would set in .env: a small pool for a 2-core test machine
     "BATT_WORKER_MAX_CONCURRENCY": "2",
     "BATT_WORKER_MIN_CONCURRENCY": "1",
@@ -65,8 +66,9 @@ def batt(task_id, S, I, C, log_path):
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster]:
     """redis, one worker and flower, started from the compose file in dependency order and healthy."""
     mode = request.param
-    config = compose_config(clean_env(**TEST_VARS))
     workdir = tmp_path_factory.mktemp(f"compose-{mode}")
+    (workdir / "batts").mkdir()
+    config = compose_config(clean_env(**TEST_VARS, BATT_BATTS_DIR=str(workdir / "batts")))
     with ComposeCluster(config, workdir, use_netns=mode == "netns") as c:
         c.start("redis")
         c.start("worker", name="worker-1")
@@ -98,7 +100,7 @@ def _producer_command(c: ComposeCluster, count: str) -> list[str]:
 
 
 def _results_volume(c: ComposeCluster) -> Path:
-    (vol,) = c.services["producer"]["volumes"]
+    (vol,) = [v for v in c.services["producer"]["volumes"] if v["type"] == "volume"]
     return c.workdir / "volumes" / vol["source"]
 
 
@@ -173,6 +175,26 @@ def test_documented_submit_command_writes_into_the_results_volume(cluster: Compo
     new = [d for d in _results_volume(c).iterdir() if d.name not in before]
     assert len(new) == 1
     assert _summary(new[0])["mode"] == "distributed"
+
+
+def test_users_batt_from_the_batts_mount_is_scored_by_the_worker(cluster: ComposeCluster) -> None:
+    """``docker compose run --rm producer batt-submit -b /batts/mybatt.py``: the batt and its sibling module
+    exist only in BATT_BATTS_DIR on the producer's side; the worker scores them from the signed bundle."""
+    c = cluster
+    batts = c.workdir / "batts"
+    (batts / "helper.py").write_text("def transform(I):\n    return tuple(tuple(reversed(r)) for r in I)\n")
+    (batts / "mybatt.py").write_text(
+        "from helper import transform\n\n\ndef batt(task_id, S, I, C, log_path):\n"
+        "    return [(1, False, 'flip', transform(I))], []\n"
+    )
+    before = {d.name for d in _results_volume(c).iterdir()}
+    done = c.run_oneoff("producer", ["batt-submit", "-b", "/batts/mybatt.py", "-c", "-2"], timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (new,) = [d for d in _results_volume(c).iterdir() if d.name not in before]
+    summary = _summary(new)
+    assert summary["mode"] == "distributed" and summary["samples_done"] == summary["samples"] == summary["ok"]
+    assert summary["options"]["batt_code"]["entry"] == "mybatt.py"
+    assert "rejected" not in c.running["worker-1"].text()
 
 
 # --------------------------------------------------------------------------- Flower

@@ -32,7 +32,11 @@ from deploy_support import (
 
 SYSTEMD = REPO / "deploy" / "systemd"
 UNITS = sorted(SYSTEMD.glob("*.service"))
-TEST_VARS = {"BATT_REDIS_PASSWORD": "s3cr3t-test-pw", "BATT_FLOWER_BASIC_AUTH": "admin:flower-test-pw"}
+TEST_VARS = {
+    "BATT_REDIS_PASSWORD": "s3cr3t-test-pw",
+    "BATT_FLOWER_BASIC_AUTH": "admin:flower-test-pw",
+    "BATT_SIGNING_KEY": "signing-test-key-5b9e0c",
+}
 OVERRIDE_VARS = {
     "broker-tls": {"BATT_REDIS_TLS_DIR": "/tmp/tls"},
     "remote-worker": {
@@ -210,7 +214,7 @@ def test_producer_is_a_profile_writing_into_the_results_volume(config: dict[str,
     cmd = producer["command"]
     assert cmd[0] == "batt-submit"
     out = cmd[cmd.index("--out") + 1]
-    (volume,) = producer["volumes"]
+    (volume,) = [v for v in producer["volumes"] if v["target"] != "/batts"]
     assert volume["target"] == out, "the results volume is mounted at the --out directory"
     assert volume["source"] in config["volumes"]
     # `docker compose run --rm producer batt-submit -c -32` (no --out) writes to the same place
@@ -221,8 +225,33 @@ def test_producer_is_a_profile_writing_into_the_results_volume(config: dict[str,
 
 def test_results_can_be_a_host_directory() -> None:
     cfg = compose_config(clean_env(**TEST_VARS, BATT_RESULTS="./results"))
-    (volume,) = cfg["services"]["producer"]["volumes"]
+    (volume,) = [v for v in cfg["services"]["producer"]["volumes"] if v["target"] != "/batts"]
     assert volume["type"] == "bind" and volume["source"] == str(REPO / "results")
+
+
+def test_producer_mounts_the_batts_directory_read_only() -> None:
+    for env, source in (
+        (clean_env(**TEST_VARS), REPO / "batts"),
+        (clean_env(**TEST_VARS, BATT_BATTS_DIR="/srv/b"), "/srv/b"),
+    ):
+        cfg = compose_config(env)
+        (batts,) = [v for v in cfg["services"]["producer"]["volumes"] if v["target"] == "/batts"]
+        assert batts["type"] == "bind" and batts["source"] == str(source) and batts["read_only"] is True
+        for name, svc in cfg["services"].items():
+            assert all(v["target"] != "/batts" for v in svc.get("volumes", [])) or name == "producer"
+
+
+def test_signing_key_is_required_and_reaches_only_worker_and_producer(config: dict[str, Any]) -> None:
+    text = COMPOSE_FILE.read_text()
+    assert "BATT_SIGNING_KEY:-" not in text and "BATT_SIGNING_KEY-" not in text, "no default key"
+    key = TEST_VARS["BATT_SIGNING_KEY"]
+    for name in ("worker", "producer"):
+        assert config["services"][name]["environment"]["BATT_SIGNING_KEY"] == key
+    assert "BATT_SIGNING_KEY" not in config["services"]["flower"]["environment"], "Flower runs no batt"
+    systemd_env = (SYSTEMD / "batt-queue.env.example").read_text()
+    assert re.search(r"^BATT_SIGNING_KEY=\S{16,}$", systemd_env, re.M), "the systemd env file sets the key"
+    rotated = compose_config(clean_env(**TEST_VARS, BATT_SIGNING_KEY_PREVIOUS="old-key-0123456789"))
+    assert rotated["services"]["worker"]["environment"]["BATT_SIGNING_KEY_PREVIOUS"] == "old-key-0123456789"
 
 
 def test_all_batt_services_share_the_settings(config: dict[str, Any]) -> None:

@@ -176,7 +176,12 @@ def test_systemd_worker_over_tls_shuts_down_warm(hosts: Hosts, tmp_path: Path) -
 
     # --- the broker: compose's redis command with the TLS override, as compose resolves it
     cfg = compose_config(
-        clean_env(BATT_REDIS_PASSWORD=PASSWORD, BATT_FLOWER_BASIC_AUTH="x:y", BATT_REDIS_TLS_DIR=str(tls)),
+        clean_env(
+            BATT_REDIS_PASSWORD=PASSWORD,
+            BATT_FLOWER_BASIC_AUTH="x:y",
+            BATT_SIGNING_KEY="k" * 32,
+            BATT_REDIS_TLS_DIR=str(tls),
+        ),
         (COMPOSE_FILE, OVERRIDES["broker-tls"]),
         profiles=(),
     )
@@ -258,6 +263,7 @@ def test_systemd_worker_over_tls_shuts_down_warm(hosts: Hosts, tmp_path: Path) -
             **base_env,
             "BATT_BROKER_URL": worker_env["BATT_BROKER_URL"],
             "BATT_RESULT_BACKEND": worker_env["BATT_RESULT_BACKEND"],
+            "BATT_SIGNING_KEY": worker_env["BATT_SIGNING_KEY"],  # the producer holds the workers' key
         }
         out = tmp_path / "runs"
         producer = hosts.popen(

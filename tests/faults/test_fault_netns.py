@@ -22,7 +22,7 @@ from typing import Any
 
 import netns
 import pytest
-from redis_proc import redis_server_binary
+from redis_proc import host_redis_argv
 from workers import ROOT, Worker, batt_env, submit_cmd
 
 from faults.harness import (
@@ -83,13 +83,7 @@ def test_link_cut_samples_redelivered_then_restored_no_duplicates(
     net.add_host("broker", aliases=("redis",))
     net.add_host("host1")
     net.add_host("host2")
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    net.popen(
-        "broker",
-        [redis_server_binary(), "--port", str(PORT), "--bind", "0.0.0.0", "--protected-mode", "no",
-         "--dir", str(redis_dir), "--save", "", "--appendonly", "yes", "--logfile", str(redis_dir / "redis.log")],
-    )  # fmt: skip
+    net.popen("broker", host_redis_argv(PORT, tmp_path / "redis", appendonly=True))
     wait_until(lambda: net.run("host1", [sys.executable, "-c", PING], timeout=10).returncode == 0, 20, "redis")
 
     plan = Plan(fault_tasks(60))
