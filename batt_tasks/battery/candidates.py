@@ -1149,6 +1149,8 @@ def add_layout_families(reg: Registry) -> None:
     reg.add("object_stamps_learned", object_stamps_learned)
     template_options = [(anchor, keep) for anchor in ("centre", "colour") for keep in (True, False)]
     reg.add("stamp_template_on_markers_learned", _fitted("template", template_options, rules.stamp_template))
+    most_options = [(colour, diagonal) for colour in range(10) for diagonal in (False, True)]
+    reg.add("crop_object_most_of_colour_learned", _fitted("most_of", most_options, rules.crop_most_of_colour))
     for axis in ("h", "v"):
         reg.plain(f"kronecker_halves_{axis}", lambda g, a=axis: rules.kronecker_halves(g, a))
 

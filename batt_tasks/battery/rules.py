@@ -504,3 +504,13 @@ def stamp_template(grid: Grid, options: tuple[str, bool]) -> Grid:
             if 0 <= rr < h and 0 <= cc < w:
                 rows[rr][cc] = v
     return tuple(tuple(row) for row in rows)
+
+
+def crop_most_of_colour(grid: Grid, options: tuple[int, bool]) -> Grid:
+    """The bounding box of the multi-colour object (4- or 8-connected) with the most cells of ``colour``."""
+    colour, diagonal = options
+    objs = objects(grid, False, diagonal)
+    counts = [o.colours.get(colour, 0) for o in objs]
+    if not counts or counts.count(max(counts)) != 1 or max(counts) == 0:
+        raise ValueError("no single object with the most of the colour")
+    return dsl.crop(grid, *objs[counts.index(max(counts))].box)

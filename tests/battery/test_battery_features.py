@@ -183,3 +183,10 @@ def test_stamp_template_on_markers() -> None:
     )
     with pytest.raises(ValueError):
         rules.stamp_template(grid, ("centre", True))  # a 2×2 template has no centre cell
+
+
+def test_crop_object_with_most_of_a_colour() -> None:
+    grid: Grid = ((8, 1, 0, 8, 8), (8, 8, 0, 1, 1), (0, 0, 0, 0, 0), (8, 8, 8, 0, 0))
+    assert rules.crop_most_of_colour(grid, (1, False)) == ((8, 8), (1, 1))
+    with pytest.raises(ValueError):
+        rules.crop_most_of_colour(grid, (2, False))
