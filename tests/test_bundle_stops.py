@@ -1,5 +1,7 @@
 """Runs that stop over the batt's code, with real processes: a worker refusing the batt after tasks finished
-(real redis-server, real prefork workers), and ``--resume`` of a run whose bundle is gone (a real LRU eviction).
+(real redis-server, real prefork workers), and ``--resume`` of a run whose bundle is gone: a local run's evicted
+from the cache (a real LRU eviction), a cluster run's gone from the cache and the backend; and one that expired
+only in the backend, which ``--resume`` stores again from the producer's cache.
 
 The mid-run refusal is made deterministic by the batt itself: on the first worker, every sample but those
 of the first task waits for a gate file, so the first task finishes and the worker is stopped (warm
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -198,3 +201,25 @@ def test_resume_of_a_local_run_whose_bundle_was_evicted_names_what_is_missing(tm
     assert f"start a new run from the batt file (batt-submit -b {batt}" in line, line
     assert "not in the result backend (expired" not in line, line
     assert (folder / "results.jsonl").read_text() == kept  # nothing lost
+
+
+def test_resume_of_a_cluster_run_whose_bundle_is_gone_from_cache_and_backend(server, tmp_path):
+    cache = tmp_path / "producer-cache"
+    env = batt_env(server.url, BATT_SIGNING_KEY=KEY, BATT_BUNDLE_CACHE=str(cache))
+    batt = write_gated(tmp_path / "batt")
+    out = tmp_path / "out"
+    # no worker: the run stops with its plan and bundle stored, to be resumed
+    first = run_submit(env, "-i", *IDS, "-b", str(batt), "--require-broker", "-q", "--no-worker-timeout", "2",
+                       "--out", str(out))  # fmt: skip
+    assert first.returncode != 0 and "no worker consumed samples" in first.stderr, first.stderr
+    folder = run_dir(out)
+    bid = json.loads((folder / "plan.json").read_text())["options"]["batt_code"]["bundle"]
+    backend = redis.Redis.from_url(f"{server.url}/1")
+    assert backend.delete(bundle_key(bid)) == 1  # expired there...
+    shutil.rmtree(cache / bid)  # ...and evicted here
+    resumed = run_submit(env, "--resume", folder.name, "-q")
+    line = _one_line(resumed)
+    assert f"--resume {folder.name}: the run's batt bundle {bid[:12]} (mybatt.py) is gone" in line, line
+    assert f"not in the bundle cache {cache}" in line and "nor in the result backend (expired" in line, line
+    assert f"start a new run from the batt file (batt-submit -b {batt}" in line, line
+    assert not backend.exists(bundle_key(bid))
