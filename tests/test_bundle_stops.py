@@ -17,13 +17,12 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from bundle_support import same_results
-from redis_proc import RedisServer, wait_for
+from bundle_support import one_error_line, same_results
+from redis_proc import wait_for
 from workers import ROOT, Worker, batt_env, run_dir, run_submit, submit_cmd, summary, task_lines
 
 from batt_tasks.sample import bundle_key, cancel_key
@@ -32,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 IDS = ["007bbfb7", "017c7c7b", "025d127b"]
 KEY = "test-signing-key-stops-0123456789"
+DB_REFUSAL, DB_GONE = 12, 14  # broker databases of the session's shared redis-server (backend: the next one)
 
 GATED = """import os
 import time
@@ -59,30 +59,14 @@ def write_gated(directory: Path, failing: tuple[str, ...] = (), data: bytes | No
     return batt
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    srv = RedisServer().start()
-    try:
-        yield srv
-    finally:
-        srv.cleanup()
-
-
-def _one_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, done.stderr
-    return lines[0]
-
-
-def test_refusal_after_tasks_finished_stops_the_run_and_keeps_them(server, tmp_path):
+def test_refusal_after_tasks_finished_stops_the_run_and_keeps_them(shared_redis, tmp_path):
+    server, db = shared_redis, DB_REFUSAL
     batt = write_gated(tmp_path / "batt")
     gate = tmp_path / "gate"
     worker_env = lambda key, cache: batt_env(  # noqa: E731
-        server.url, BATT_SIGNING_KEY=key, BATT_BUNDLE_CACHE=str(tmp_path / cache), BATT_TEST_GATE=str(gate)
+        server.url, db, BATT_SIGNING_KEY=key, BATT_BUNDLE_CACHE=str(tmp_path / cache), BATT_TEST_GATE=str(gate)
     )
-    producer = batt_env(server.url, BATT_SIGNING_KEY=KEY, BATT_BUNDLE_CACHE=str(tmp_path / "producer-cache"))
+    producer = batt_env(server.url, db, BATT_SIGNING_KEY=KEY, BATT_BUNDLE_CACHE=str(tmp_path / "producer-cache"))
     out = tmp_path / "out"
     first = Worker(worker_env(KEY, "cache-1"), concurrency=1, name="first").start()
     rotated = Worker(worker_env("a-rotated-key-the-producer-lacks", "cache-2"), concurrency=1, name="rotated")
@@ -113,7 +97,7 @@ def test_refusal_after_tasks_finished_stops_the_run_and_keeps_them(server, tmp_p
             proc.kill()
             proc.wait(10)
     done = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
-    line = _one_line(done)
+    line = one_error_line(done)
     folder = run_dir(out)
     assert f"worker {rotated.node} rejected the batt bundle mybatt.py" in line, line
     assert "signature mismatch — give producer and workers the same BATT_SIGNING_KEY" in line, line
@@ -130,7 +114,7 @@ def test_refusal_after_tasks_finished_stops_the_run_and_keeps_them(server, tmp_p
 
     # the run's pending samples are cancelled: workers skip the rest, and nothing stays queued
     run_id = folder.name
-    backend = redis.Redis.from_url(f"{server.url}/1")
+    backend = redis.Redis.from_url(f"{server.url}/{db + 1}")
     assert backend.get(cancel_key(run_id)) == b"0"
 
     def status() -> str:
@@ -195,7 +179,7 @@ def test_resume_of_a_local_run_whose_bundle_was_evicted_names_what_is_missing(tm
     assert not (cache / bid).exists(), "the later run's bundle did not evict the first one"
 
     resumed = run_submit(env, "--resume", folder.name, "--local", "--out", str(out), "-q")
-    line = _one_line(resumed)
+    line = one_error_line(resumed)
     assert f"--resume {folder.name}: the run's batt bundle {bid[:12]} (mybatt.py) is gone" in line, line
     assert f"not in the bundle cache {cache}" in line and "the only place a local run keeps it" in line
     assert f"start a new run from the batt file (batt-submit -b {batt}" in line, line
@@ -203,9 +187,10 @@ def test_resume_of_a_local_run_whose_bundle_was_evicted_names_what_is_missing(tm
     assert (folder / "results.jsonl").read_text() == kept  # nothing lost
 
 
-def test_resume_of_a_cluster_run_whose_bundle_is_gone_from_cache_and_backend(server, tmp_path):
+def test_resume_of_a_cluster_run_whose_bundle_is_gone_from_cache_and_backend(shared_redis, tmp_path):
+    server, db = shared_redis, DB_GONE
     cache = tmp_path / "producer-cache"
-    env = batt_env(server.url, BATT_SIGNING_KEY=KEY, BATT_BUNDLE_CACHE=str(cache))
+    env = batt_env(server.url, db, BATT_SIGNING_KEY=KEY, BATT_BUNDLE_CACHE=str(cache))
     batt = write_gated(tmp_path / "batt")
     out = tmp_path / "out"
     # no worker: the run stops with its plan and bundle stored, to be resumed
@@ -214,11 +199,11 @@ def test_resume_of_a_cluster_run_whose_bundle_is_gone_from_cache_and_backend(ser
     assert first.returncode != 0 and "no worker consumed samples" in first.stderr, first.stderr
     folder = run_dir(out)
     bid = json.loads((folder / "plan.json").read_text())["options"]["batt_code"]["bundle"]
-    backend = redis.Redis.from_url(f"{server.url}/1")
+    backend = redis.Redis.from_url(f"{server.url}/{db + 1}")
     assert backend.delete(bundle_key(bid)) == 1  # expired there...
     shutil.rmtree(cache / bid)  # ...and evicted here
     resumed = run_submit(env, "--resume", folder.name, "-q")
-    line = _one_line(resumed)
+    line = one_error_line(resumed)
     assert f"--resume {folder.name}: the run's batt bundle {bid[:12]} (mybatt.py) is gone" in line, line
     assert f"not in the bundle cache {cache}" in line and "nor in the result backend (expired" in line, line
     assert f"start a new run from the batt file (batt-submit -b {batt}" in line, line
