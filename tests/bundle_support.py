@@ -8,6 +8,7 @@ a marker file named by the batt's tag into that directory: its absence proves no
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from workers import run_dir, task_lines
@@ -65,3 +66,12 @@ def same_results(a: Path, b: Path) -> None:
 def submission(out: Path) -> object:
     """The run's ``submission.json`` (the test outputs it would submit)."""
     return json.loads((run_dir(out) / "submission.json").read_text())
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The single line a run that stopped with exit 2 printed (no traceback, nothing else on stderr)."""
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    return lines[0]

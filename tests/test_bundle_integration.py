@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bundle_support import TRANSFORMS, same_results, submission, write_batt
+from bundle_support import TRANSFORMS, one_error_line, same_results, submission, write_batt
 from redis_proc import RedisServer, wait_for
 from workers import ROOT, Worker, batt_env, run_submit, submit_cmd
 
@@ -139,14 +139,6 @@ def test_two_bundles_with_their_own_dsl_interleaved_on_one_worker(cluster, tmp_p
     assert submission(tmp_path / "d0") != submission(tmp_path / "d1")
 
 
-def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, done.stderr
-    return lines[0]
-
-
 def test_tampered_bundle_in_the_backend_runs_no_code(cluster, tmp_path):
     batt = write_batt(tmp_path / "batt", "flip", "tampered-genuine")
     files = {"mybatt.py": batt.read_bytes(), "helper.py": (tmp_path / "batt" / "helper.py").read_bytes()}
@@ -161,7 +153,7 @@ def test_tampered_bundle_in_the_backend_runs_no_code(cluster, tmp_path):
     done = run_submit(
         producer_env(cluster), "-i", *IDS, "-b", str(batt), "--require-broker", "-q", "--out", str(tmp_path)
     )
-    line = _one_error_line(done)
+    line = one_error_line(done)
     assert "rejected the batt bundle mybatt.py" in line and "does not match its id" in line, line
     assert re.search(r"worker wb-\w+@", line), line
     markers = cluster["markers"]
@@ -173,7 +165,7 @@ def test_bad_signature_runs_no_code(cluster, tmp_path):
     batt = write_batt(tmp_path / "batt", "flip", "badsig")
     env = producer_env(cluster, BATT_SIGNING_KEY="another-key-that-the-workers-lack")
     done = run_submit(env, "-i", *IDS, "-b", str(batt), "--require-broker", "-q", "--out", str(tmp_path / "out"))
-    line = _one_error_line(done)
+    line = one_error_line(done)
     assert "signature mismatch — give producer and workers the same BATT_SIGNING_KEY" in line, line
     markers = cluster["markers"]
     assert isinstance(markers, Path)
@@ -200,7 +192,7 @@ def test_worker_with_another_copy_of_an_installed_module(cluster, tmp_path):
     )
     env = producer_env(cluster, PYTHONPATH=str(mine))
     done = run_submit(env, "-i", *IDS, "-b", "instbatt_shared", "--require-broker", "-q", "--out", str(tmp_path / "o"))
-    line = _one_error_line(done)
+    line = one_error_line(done)
     assert "module 'instbatt_shared' differs from the producer's copy" in line, line
     from batt_tasks.bundle import bundle_id
 

@@ -5,8 +5,8 @@
 - solve pass (``C`` is None): ``o`` holds one ``(t_n, False, candidate_id, output)`` per candidate that
   produced a valid grid, ``t_n`` being the candidate's position in :data:`CANDIDATES`; ``s`` is empty.
 - diff pass (``C`` is the expected output): ``o`` is the same list (served from a small in-process cache
-  when the solve pass just ran) and ``s`` holds ``cell_diff`` differ scores (cells differing from ``C``,
-  clamped to 0-1000) for the geometric candidates.
+  when the solve pass just ran) and ``s`` holds a ``cell_diff`` differ score (cells differing from ``C``,
+  clamped to 0-1000) for every candidate with an output, of every family.
 
 A candidate that raises has no output for that sample; it never takes the others down. Only a worker's
 soft time limit (:data:`learn.FATAL`) passes through, so the task can report the timeout. Every
@@ -24,7 +24,7 @@ from collections import OrderedDict
 from typing import Any
 
 from batt_tasks.battery.candidates import CANDIDATES, Candidate
-from batt_tasks.battery.dsl import GEOMETRIC, Grid
+from batt_tasks.battery.dsl import Grid
 from batt_tasks.battery.learn import FATAL, Context
 
 __all__ = ["CANDIDATES", "Candidate", "batt", "cell_diff", "run_candidates"]
@@ -33,7 +33,6 @@ Entry = tuple[int, bool, str, Grid]
 
 _CACHE_SIZE = 64
 _cache: OrderedDict[tuple[Any, ...], list[Entry]] = OrderedDict()
-_DIFFER_CANDIDATES = frozenset(GEOMETRIC)
 
 
 def _freeze(grid: Any) -> Grid:
@@ -87,7 +86,10 @@ def cell_diff(a: Grid, b: Grid) -> int:
     """Cells that differ between two grids, clamped to 0-1000; grids of different shapes differ in every cell."""
     if len(a) != len(b) or len(a[0]) != len(b[0]):
         return min(1000, max(len(a) * len(a[0]), len(b) * len(b[0])))
-    return min(1000, sum(x != y for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True)))
+    return min(
+        1000,
+        sum(sum(x != y for x, y in zip(ra, rb, strict=True)) for ra, rb in zip(a, b, strict=True) if ra != rb),
+    )
 
 
 def batt(task_id: str, S: Any, I: Any, C: Any, log_path: str | None) -> tuple[list[Entry], list[Any]]:  # noqa: E741
@@ -96,7 +98,10 @@ def batt(task_id: str, S: Any, I: Any, C: Any, log_path: str | None) -> tuple[li
     s: list[Any] = []
     if C is not None:
         expected = _freeze(C)
+        seen: dict[Grid, int] = {}  # many candidates give the same grid
         for t_n, _, cid, grid in o:
-            if cid in _DIFFER_CANDIDATES:
-                s.append((t_n, cid, "cell_diff", (cell_diff(grid, expected),)))
+            score = seen.get(grid)
+            if score is None:
+                score = seen[grid] = cell_diff(grid, expected)
+            s.append((t_n, cid, "cell_diff", (score,)))
     return list(o), s

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from batt_tasks.battery import dsl, learn, rules
+from batt_tasks.battery import dsl, features, learn, rules
 from batt_tasks.battery.dsl import Grid, GridFn, background, shape
 from batt_tasks.battery.learn import Context, NotLearned
 from batt_tasks.battery.objects import SELECTORS, Obj, erase, keep_only, objects, paint
@@ -978,6 +978,8 @@ def build() -> tuple[Candidate, ...]:
             compose(colormap_learned, _plain(lambda g, d=direction: dsl.gravity(g, d)), f"gravity_{direction}"),
         )
     add_rule_families(reg)
+    add_feature_families(reg)
+    add_layout_families(reg)
     return tuple(reg.items)
 
 
@@ -1059,6 +1061,127 @@ def _holey_colour(grid: Grid) -> int:
     if len({o.colour for o in holey}) != 1:
         raise ValueError("no single holey colour")
     return holey[0].colour
+
+
+def feature_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """Each output cell from the fewest cell features that explain the other train pairs (leave-one-out)."""
+    table = ctx.need("feature_table", lambda: features.learn_feature_table(ctx.loo(), grid))
+    return features.apply_feature_table(table, grid)
+
+
+def feature_table_two_pairs(ctx: Context, grid: Grid) -> Grid:
+    """For tasks with only two train pairs (leave-one-out would learn from one): the feature table learned from
+    both pairs. It must still see every value combination of the sample; the subset is the fewest features."""
+    if len(ctx.S) != 2:
+        raise NotLearned("only for two train pairs")
+    table = ctx.need("feature_table_both", lambda: features.learn_feature_table(ctx.S, grid))
+    return features.apply_feature_table(table, grid)
+
+
+def feature_table_keep_unseen(ctx: Context, grid: Grid) -> Grid:
+    """:func:`feature_table_learned` without the demand that the sample's cells look like seen ones: cells
+    whose feature values the table has not seen keep their colour."""
+    table = ctx.need("feature_table_any", lambda: features.learn_feature_table(ctx.loo(), grid, cover=False))
+    return features.apply_feature_table(table, grid, keep_unseen=True)
+
+
+def cells_feature_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`feature_table_learned` on the grid of separator cells; changed cells become solid."""
+    table = ctx.need("cells_table", lambda: features.learn_cells_table(ctx.loo(), grid))
+    return features.apply_cells_table(table, grid)
+
+
+def renamed_table(key: str, learner: Any, applier: Any, namer: features.Namer) -> CandidateFn:
+    """A table learner run on grids whose colours ``namer`` renamed (leave-one-out)."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        table = ctx.need(key, lambda: features.learn_renamed(learner, ctx.loo(), grid, namer))
+        return features.apply_renamed(applier, table, grid, namer)
+
+    return run
+
+
+def feature_role_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`feature_table_learned` with each grid's colours renamed by frequency (colour-blind rules)."""
+    table = ctx.need("feature_role_table", lambda: features.learn_role_table(ctx.loo(), grid))
+    return features.apply_role_table(table, grid)
+
+
+def scaled_feature_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """Outputs a whole number of times the input's size, each cell from features of its upscale and tiling
+    sources (fractals, upscaled patterns, tilings with marks), learned leave-one-out."""
+    table = ctx.need("scaled_table", lambda: features.learn_scaled_table(ctx.loo(), grid))
+    return features.apply_scaled_table(table, grid)
+
+
+def scaled_role_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`scaled_feature_table_learned` with each grid's colours renamed by frequency."""
+    table = ctx.need("scaled_role_table", lambda: features.learn_scaled_role_table(ctx.loo(), grid))
+    return features.apply_scaled_role_table(table, grid)
+
+
+def add_feature_families(reg: Registry) -> None:
+    """The cell-feature table learners of :mod:`batt_tasks.battery.features`."""
+    reg.add("feature_table_learned", feature_table_learned)
+    reg.add("feature_table_learned∘colour_roles", feature_role_table_learned)
+    reg.add("scaled_feature_table_learned", scaled_feature_table_learned)
+    reg.add("scaled_feature_table_learned∘colour_roles", scaled_role_table_learned)
+    reg.add("feature_table_two_pairs", feature_table_two_pairs)
+    reg.add("feature_table_learned_keep_unseen", feature_table_keep_unseen)
+    reg.add("feature_table_learned∘separator_cells", cells_feature_table_learned)
+    plain = (features.learn_feature_table, features.apply_feature_table)
+    cells = (features.learn_cells_table, features.apply_cells_table)
+    order, roles = features.colour_order, features.colour_roles
+    reg.add("feature_table_learned∘colour_order", renamed_table("order_table", *plain, order))
+    reg.add("feature_table_learned∘separator_cells∘colour_roles", renamed_table("cells_roles", *cells, roles))
+    reg.add("feature_table_learned∘separator_cells∘colour_order", renamed_table("cells_order", *cells, order))
+
+
+def add_layout_families(reg: Registry) -> None:
+    """Counting into layouts, padding, separator-cell selection."""
+    reg.add("count_objects_diagonal_learned", _fitted("count_diagonal", range(10), rules.count_diagonal))
+    reg.add("count_objects_bar_learned", count_bar_learned)
+    reg.add("pad_replicate_learned", _fitted("pad_corner", range(10), rules.pad_replicate))
+    reg.plain("fill_fullest_cells", rules.fill_fullest_cells)
+    for kind in dsl.SYMMETRIES:
+        reg.plain(f"symmetrise_{kind}_in_content_box", lambda g, k=kind: rules.symmetrise_in_box(g, k))
+    reg.plain("colour_histogram_columns", rules.colour_histogram)
+    reg.add("object_stamps_learned", object_stamps_learned)
+    template_options = [(anchor, keep) for anchor in ("centre", "colour") for keep in (True, False)]
+    reg.add("stamp_template_on_markers_learned", _fitted("template", template_options, rules.stamp_template))
+    most_options = [(colour, diagonal) for colour in range(10) for diagonal in (False, True)]
+    reg.add("crop_object_most_of_colour_learned", _fitted("most_of", most_options, rules.crop_most_of_colour))
+    for axis in ("h", "v"):
+        reg.plain(f"kronecker_halves_{axis}", lambda g, a=axis: rules.kronecker_halves(g, a))
+
+
+def _fitted(key: str, options: Any, apply: Callable[[Grid, Any], Grid]) -> CandidateFn:
+    """A candidate applying the first of ``options`` that maps every train input to its output."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        return apply(grid, ctx.need(key, lambda: learn.fit(ctx.S, options, apply)))
+
+    return run
+
+
+def object_stamps_learned(ctx: Context, grid: Grid) -> Grid:
+    """Each object painted with the stamp (its grown bounding box) the other train pairs show for its look."""
+    stamps = ctx.need("object_stamps", lambda: rules.learn_object_stamps(ctx.loo()))
+    return rules.apply_object_stamps(grid, stamps)
+
+
+def count_bar_learned(ctx: Context, grid: Grid) -> Grid:
+    """A fixed-width row filled from the left, one cell per object of a learned colour and size."""
+
+    def options() -> list[tuple[int, int, int, int, int]]:
+        shape_ = learn.learn_output_shape(ctx.S)
+        if shape_ is None or shape_[0] != 1:
+            return []
+        colours = learn.output_colours(ctx.S)
+        return [(of, m, c, shape_[1], 0) for of in range(10) for m in (1, 2, 4) for c in colours if c != 0]
+
+    params = ctx.need("count_bar", lambda: learn.fit(ctx.S, options(), rules.count_bar))
+    return rules.count_bar(grid, params)
 
 
 def _plain(fn: GridFn) -> CandidateFn:

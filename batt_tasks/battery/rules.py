@@ -308,3 +308,209 @@ def colours_by_count(grid: Grid, drop_top: bool) -> Grid:
     if not order:
         raise ValueError("no colours")
     return tuple((c,) for c in order)
+
+
+def count_objects_of(grid: Grid, colour: int, min_size: int) -> int:
+    """How many one-colour objects (8-wise) of ``colour`` with at least ``min_size`` cells the grid has."""
+    return sum(1 for o in objects(grid, True, True) if o.colour == colour and o.size >= min_size)
+
+
+def count_diagonal(grid: Grid, colour: int) -> Grid:
+    """An N×N grid with ``colour`` on its main diagonal, N = the number of objects (8-wise, one colour)."""
+    n = len(objects(grid, True, True))
+    if not 1 <= n <= dsl.MAX_SIDE:
+        raise ValueError("no objects")
+    return tuple(tuple(colour if r == c else 0 for c in range(n)) for r in range(n))
+
+
+def count_bar(grid: Grid, params: tuple[int, int, int, int, int]) -> Grid:
+    """A 1×``width`` row whose first N cells are ``colour`` (the rest 0), N = objects of ``of`` with at least
+    ``min_size`` cells."""
+    of, min_size, colour, width, _ = params
+    n = count_objects_of(grid, of, min_size)
+    if n > width:
+        raise ValueError("too many")
+    return ((colour,) * n + (0,) * (width - n),)
+
+
+def pad_replicate(grid: Grid, corner: int) -> Grid:
+    """The grid framed by a copy of its own edge rows and columns, the four corners ``corner``."""
+    h, w = shape(grid)
+    top = (corner, *grid[0], corner)
+    bottom = (corner, *grid[-1], corner)
+    middle = tuple((row[0], *row, row[-1]) for row in grid)
+    return dsl.check((top, *middle, bottom))
+
+
+def fill_fullest_cells(grid: Grid) -> Grid:
+    """For grids divided by separator lines: the cells with the most foreground become solid in their colour,
+    every other cell is cleared."""
+    sep = dsl.separator_lines(grid)
+    if sep is None:
+        raise ValueError("no separator lines")
+    line, rows, cols = sep
+    bg = background(grid)
+    h, w = shape(grid)
+    spans = [(r, c) for r in dsl._spans(rows, h) for c in dsl._spans(cols, w)]
+    counts = []
+    for (r0, r1), (c0, c1) in spans:
+        cell = Counter(v for row in grid[r0:r1] for v in row[c0:c1] if v not in (bg, line))
+        counts.append(cell)
+    best = max(sum(c.values()) for c in counts)
+    if best == 0:
+        raise ValueError("empty cells")
+    out = [list(row) for row in grid]
+    for ((r0, r1), (c0, c1)), cell in zip(spans, counts, strict=True):
+        full = sum(cell.values()) == best
+        colour = min(cell, key=lambda k: (-cell[k], k)) if full else bg
+        for r in range(r0, r1):
+            for c in range(c0, c1):
+                out[r][c] = colour
+    return tuple(tuple(row) for row in out)
+
+
+def symmetrise_in_box(grid: Grid, kind: str) -> Grid:
+    """:func:`dsl.symmetrise` applied inside the bounding box of the foreground (the rest unchanged)."""
+    bg = background(grid)
+    box = dsl.bbox(grid, bg)
+    if box is None:
+        raise ValueError("no foreground")
+    top, left, bottom, right = box
+    inner = dsl.symmetrise(dsl.crop(grid, top, left, bottom, right), kind, bg)
+    rows = [list(row) for row in grid]
+    for r, row in enumerate(inner):
+        rows[top + r][left : right + 1] = row
+    return tuple(tuple(row) for row in rows)
+
+
+def colour_histogram(grid: Grid) -> Grid:
+    """One column per colour of a grid without black, most frequent first, filled from the top with as many
+    cells as the colour has, the rest black; height = the largest count."""
+    counts = dsl.colour_counts(grid)
+    if 0 in counts:
+        raise ValueError("black is the filler")
+    order = sorted(counts, key=lambda k: (-counts[k], k))
+    height = counts[order[0]]
+    return dsl.check(tuple(tuple(c if counts[c] > r else 0 for c in order) for r in range(height)))
+
+
+def kronecker_halves(grid: Grid, axis: str) -> Grid:
+    """The two halves (by separator or evenly along ``axis``) as a mask and a colour pattern: each pattern cell
+    becomes a copy of the mask in that cell's colour (background cells stay empty). The mask is the half with
+    one foreground colour."""
+    a, b = dsl.split_parts(grid, axis, 2)
+    bg = background(grid)
+    ca = {v for row in a for v in row} - {bg}
+    cb = {v for row in b for v in row} - {bg}
+    if len(ca) == 1 and len(cb) != 1:
+        mask, pattern = a, b
+    elif len(cb) == 1 and len(ca) != 1:
+        mask, pattern = b, a
+    else:
+        raise ValueError("no single-colour mask half")
+    mh, mw = shape(mask)
+    ph, pw = shape(pattern)
+    if ph * mh > dsl.MAX_SIDE or pw * mw > dsl.MAX_SIDE:
+        raise ValueError("too large")
+    return tuple(
+        tuple(
+            pattern[r // mh][c // mw] if mask[r % mh][c % mw] != bg and pattern[r // mh][c // mw] != bg else bg
+            for c in range(pw * mw)
+        )
+        for r in range(ph * mh)
+    )
+
+
+ObjectStamps = dict[Grid, dict[tuple[int, int], int]]
+
+
+def _stamp_objects(grid: Grid) -> tuple[Obj, ...]:
+    return objects(grid, False, True)
+
+
+def learn_object_stamps(S: tuple[Pair, ...]) -> ObjectStamps | None:
+    """For each object appearance (8-connected, with its colours), what the outputs show on its bounding box
+    grown by one cell, consistent over every occurrence; every change must fall inside such a box. None when
+    the pairs disagree or nothing changes."""
+    if not S or any(shape(i) != shape(o) for i, o in S):
+        return None
+    stamps: ObjectStamps = {}
+    for i, o in S:
+        h, w = shape(i)
+        covered = [[False] * w for _ in range(h)]
+        for obj in _stamp_objects(i):
+            top, left, bottom, right = obj.box
+            stamp = stamps.setdefault(obj.as_grid(-1), {})
+            for r in range(top - 1, bottom + 2):
+                for c in range(left - 1, right + 2):
+                    if 0 <= r < h and 0 <= c < w:
+                        covered[r][c] = True
+                        if stamp.setdefault((r - top, c - left), o[r][c]) != o[r][c]:
+                            return None
+        if any(i[r][c] != o[r][c] and not covered[r][c] for r in range(h) for c in range(w)):
+            return None
+    if all(i == o for i, o in S):
+        return None
+    return stamps
+
+
+def apply_object_stamps(grid: Grid, stamps: ObjectStamps) -> Grid:
+    """Paint each object's learned stamp over its grown bounding box (objects in reading order)."""
+    h, w = shape(grid)
+    rows = [list(row) for row in grid]
+    for obj in _stamp_objects(grid):
+        stamp = stamps.get(obj.as_grid(-1))
+        if stamp is None:
+            raise ValueError("unseen object")
+        top, left, _, _ = obj.box
+        for (dr, dc), colour in stamp.items():
+            r, c = top + dr, left + dc
+            if 0 <= r < h and 0 <= c < w:
+                rows[r][c] = colour
+    return tuple(tuple(row) for row in rows)
+
+
+def stamp_template(grid: Grid, options: tuple[str, bool]) -> Grid:
+    """Copy the one multi-cell object (the template) onto every single-pixel marker: its centre on the marker
+    (``anchor`` "centre", odd-sized templates) or its cell of the marker's colour on the marker ("colour");
+    with ``keep`` the template stays where it was."""
+    anchor, keep = options
+    bg = background(grid)
+    objs = _stamp_objects(grid)
+    templates = [o for o in objs if o.size > 1]
+    markers = [o for o in objs if o.size == 1]
+    if len(templates) != 1 or not markers:
+        raise ValueError("needs one template and markers")
+    template = templates[0]
+    top, left, bottom, right = template.box
+    h, w = shape(grid)
+    rows = [list(row) for row in grid]
+    if not keep:
+        for r, c, _ in template.cells:
+            rows[r][c] = bg
+    for marker in markers:
+        mr, mc, colour = marker.cells[0]
+        if anchor == "centre":
+            if (bottom - top) % 2 or (right - left) % 2:
+                raise ValueError("no centre")
+            ar, ac = (top + bottom) // 2, (left + right) // 2
+        else:
+            same = [(r, c) for r, c, v in template.cells if v == colour]
+            if len(same) != 1:
+                raise ValueError("no single anchor cell")
+            ar, ac = same[0]
+        for r, c, v in template.cells:
+            rr, cc = r - ar + mr, c - ac + mc
+            if 0 <= rr < h and 0 <= cc < w:
+                rows[rr][cc] = v
+    return tuple(tuple(row) for row in rows)
+
+
+def crop_most_of_colour(grid: Grid, options: tuple[int, bool]) -> Grid:
+    """The bounding box of the multi-colour object (4- or 8-connected) with the most cells of ``colour``."""
+    colour, diagonal = options
+    objs = objects(grid, False, diagonal)
+    counts = [o.colours.get(colour, 0) for o in objs]
+    if not counts or counts.count(max(counts)) != 1 or max(counts) == 0:
+        raise ValueError("no single object with the most of the colour")
+    return dsl.crop(grid, *objs[counts.index(max(counts))].box)

@@ -143,7 +143,7 @@ print(digest.hexdigest())
 
 
 def test_deterministic_across_processes_and_hash_seeds() -> None:
-    tasks = ["007bbfb7", "0b148d64", "6e82a1ae", "3631a71a", "a61f2674"]
+    tasks = ["007bbfb7", "0b148d64", "6e82a1ae", "3631a71a", "a61f2674", "7f4411dc", "f5b8619d"]
     digests = set()
     for seed in ("0", "1", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(ROOT))
