@@ -107,6 +107,8 @@ if _conf.amqp:
         # whose worker is too busy to answer for that long.
         broker_heartbeat=_conf.broker_heartbeat,
         broker_heartbeat_checkrate=2.0,
+        # amqps://: verify the broker's certificate against BATT_BROKER_CA_FILE and its host name (None for amqp://).
+        broker_use_ssl=_conf.broker_ssl(),
     )
 
 # The worker guard (issue 4): with --autoscale=MAX,MIN the pool's cap falls under memory/thread pressure

@@ -34,6 +34,7 @@ test can set variables before the Celery app or the producer looks at them.
 | ``BATT_BROKER_HEARTBEAT`` | ``10`` | RabbitMQ: AMQP heartbeat (s); a cut link is noticed in about twice this |
 | ``BATT_DELIVERY_LIMIT`` | ``5`` | RabbitMQ: deliveries of a sample before it is dead-lettered |
 | ``BATT_BROKER_CONSUMER_TIMEOUT`` | ``1800`` | RabbitMQ: the broker's ``consumer_timeout`` (s) |
+| ``BATT_BROKER_CA_FILE`` | (unset: the system's CAs) | ``amqps://``: CA certificate (PEM) that signed the broker's |
 | ``BATT_RABBITMQ_MANAGEMENT_URL`` | broker host, port 15672 | RabbitMQ management API (``off``: none) |
 | ``BATT_TASK_EVENTS`` | ``0`` | ``1``: workers send task events and the producer the "sent" event from the start |
 | ``BATT_SIGNING_KEY`` | (unset) | shared secret signing sample messages (producer and workers must agree) |
@@ -51,6 +52,7 @@ With neither signing variable set, producer and workers use the per-user key fil
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -141,17 +143,50 @@ class Settings:
     max_bundle_files: int = 2000
     bundle_cache: str = ""
     bundle_cache_mb: int = 1024
+    broker_ca_file: str = ""
 
     @property
     def amqp(self) -> bool:
         """Whether the broker is RabbitMQ."""
         return is_amqp(self.broker_url)
 
+    def broker_ssl(self) -> dict[str, object] | None:
+        """py-amqp's TLS options for an ``amqps://`` broker (Celery's ``broker_use_ssl``), else None.
+
+        The broker's certificate must chain to ``BATT_BROKER_CA_FILE`` (the system's CAs when unset) and name
+        the URL's host. (kombu's ``?ssl_ca_certs=`` URL options work for ``rediss://`` only: py-amqp refuses them.)
+        """
+        parts = urlsplit(self.broker_url)
+        if parts.scheme != "amqps":
+            return None
+        options: dict[str, object] = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": parts.hostname or "localhost"}
+        if self.broker_ca_file:
+            options["ca_certs"] = self.broker_ca_file
+        return options
+
 
 def default_bundle_cache() -> str:
     """``$XDG_CACHE_HOME/batt-queue/bundles`` (default ``~/.cache/batt-queue/bundles``)."""
     base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
     return str(Path(base) / "batt-queue" / "bundles")
+
+
+def _broker_ca_file(broker_url: str) -> str:
+    """``BATT_BROKER_CA_FILE``: an existing file, and only for an ``amqps://`` broker."""
+    raw = os.environ.get("BATT_BROKER_CA_FILE", "").strip()
+    if not raw:
+        return ""
+    if urlsplit(broker_url).scheme != "amqps":
+        raise ConfigError(
+            f"BATT_BROKER_CA_FILE={raw!r} applies to amqps:// brokers only; unset it, or for rediss:// put "
+            "?ssl_cert_reqs=required&ssl_ca_certs=FILE in BATT_BROKER_URL"
+        )
+    if not (Path(raw).is_file() and os.access(raw, os.R_OK)):
+        raise ConfigError(
+            f"BATT_BROKER_CA_FILE={raw!r} is not a readable file; set it to the CA certificate (PEM) "
+            "that signed the broker's certificate"
+        )
+    return raw
 
 
 def settings() -> Settings:
@@ -195,4 +230,5 @@ def settings() -> Settings:
         max_bundle_files=_int("BATT_MAX_BUNDLE_FILES", 2000, minimum=1),
         bundle_cache=os.environ.get("BATT_BUNDLE_CACHE", "").strip() or default_bundle_cache(),
         bundle_cache_mb=_int("BATT_BUNDLE_CACHE_MB", 1024, minimum=1),
+        broker_ca_file=_broker_ca_file(broker),
     )

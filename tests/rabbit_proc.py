@@ -11,7 +11,9 @@ node with ``rabbitmqctl stop`` and, if that fails, kills the pid in its ``RABBIT
 node's own epmd, found by its port) — only what this object started.
 
 The node has one user with a random password (no ``guest``) and the ``rabbitmq_management`` plugin on a
-loopback port, which ``--status`` reads for unacknowledged counts.
+loopback port, which ``--status`` reads for unacknowledged counts. With ``tls=True`` it also has an AMQPS
+listener (:attr:`RabbitServer.tls_port`) whose certificate, for ``localhost`` and ``127.0.0.1``, is signed by
+a CA of its own (:attr:`RabbitServer.ca_file`), made with ``openssl`` as deploy/README.md makes Redis's.
 """
 
 from __future__ import annotations
@@ -49,6 +51,29 @@ def rabbitmq_unavailable_reason() -> str | None:
     return None
 
 
+def _openssl(directory: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+
+def make_ca(directory: Path, stem: str = "ca") -> Path:
+    """A self-signed CA (``stem``.crt/.key in ``directory``), as deploy/README.md makes one; its certificate."""
+    subj = f"/CN=batt-queue test {stem}"
+    _openssl(directory, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subj,
+             "-keyout", f"{stem}.key", "-out", f"{stem}.crt")  # fmt: skip
+    return directory / f"{stem}.crt"
+
+
+def make_server_cert(directory: Path, ca: str = "ca", stem: str = "server") -> Path:
+    """A certificate for ``localhost`` and ``127.0.0.1`` signed by ``directory``'s CA ``ca``
+    (key: ``stem``.key); its path."""
+    _openssl(directory, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+             "-keyout", f"{stem}.key", "-out", f"{stem}.csr")  # fmt: skip
+    (directory / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    _openssl(directory, "x509", "-req", "-in", f"{stem}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", f"{stem}.crt")  # fmt: skip
+    return directory / f"{stem}.crt"
+
+
 def require_rabbitmq() -> None:
     """Skip the calling test (or, under CI=true, fail it) when no RabbitMQ test node can start here."""
     import pytest
@@ -70,13 +95,16 @@ class RabbitServer:
         management: bool = True,
         wrap: Callable[[list[str]], list[str]] | None = None,
         bind: str = "127.0.0.1",
+        tls: bool = False,
     ) -> None:
         """``wrap`` turns a command into one run elsewhere (``Network.command`` of tests/netns.py: a network
-        namespace); ``bind`` is the AMQP listener's address (``0.0.0.0`` to serve other namespaces)."""
+        namespace); ``bind`` is the AMQP listener's address (``0.0.0.0`` to serve other namespaces); ``tls`` adds
+        an AMQPS listener on ``tls_port`` (clients are not asked for certificates)."""
         self.port = free_port()
         self.dist_port = free_port()
         self.epmd_port = free_port()
         self.mgmt_port = free_port() if management else None
+        self.tls_port = free_port() if tls else None
         self.consumer_timeout_ms = consumer_timeout_ms
         self.wrap = wrap
         self.bind = bind
@@ -92,6 +120,16 @@ class RabbitServer:
     def url(self) -> str:
         """The AMQP URL of the node (default vhost)."""
         return f"amqp://{self.user}:{self.password}@127.0.0.1:{self.port}//"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate that signed the AMQPS listener's certificate (``tls=True``)."""
+        return self.dir / "tls" / "ca.crt"
+
+    def tls_url(self, amqp_url: str) -> str:
+        """``amqp_url`` (of this node, e.g. from :meth:`new_vhost`) as ``amqps://`` on the TLS listener."""
+        assert self.tls_port is not None, "started without tls=True"
+        return amqp_url.replace("amqp://", "amqps://", 1).replace(f":{self.port}/", f":{self.tls_port}/", 1)
 
     @property
     def management_url(self) -> str | None:
@@ -111,6 +149,19 @@ class RabbitServer:
         ]
         if self.consumer_timeout_ms is not None:
             conf.append(f"consumer_timeout = {self.consumer_timeout_ms}")
+        if self.tls_port is not None:
+            tls = self.dir / "tls"
+            tls.mkdir()
+            make_ca(tls)
+            make_server_cert(tls)
+            conf += [
+                f"listeners.ssl.default = {self.bind}:{self.tls_port}",
+                f"ssl_options.cacertfile = {tls / 'ca.crt'}",
+                f"ssl_options.certfile = {tls / 'server.crt'}",
+                f"ssl_options.keyfile = {tls / 'server.key'}",
+                "ssl_options.verify = verify_none",
+                "ssl_options.fail_if_no_peer_cert = false",
+            ]
         if self.mgmt_port is not None:
             conf += [f"management.tcp.port = {self.mgmt_port}", "management.tcp.ip = 127.0.0.1"]
         (self.dir / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
@@ -206,6 +257,8 @@ class RabbitServer:
             raise RuntimeError(f"rabbitmqctl await_startup failed: {done.stdout}{done.stderr}")
         if self.mgmt_port is not None:
             wait_for(lambda: _listening(self.mgmt_port), 60, 0.25, "the management listener")
+        if self.tls_port is not None:
+            wait_for(lambda: _listening(self.tls_port), 60, 0.25, "the AMQPS listener")
         return self
 
     def api(self, method: str, path: str, body: dict | None = None) -> object:

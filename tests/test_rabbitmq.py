@@ -1,7 +1,7 @@
 """RabbitMQ as the broker (issue 16), against a private rabbitmq-server node and real prefork workers.
 
-One node and one redis-server (the result backend) serve the whole module; each test takes its own
-virtual host, so queues never carry one test's messages into another.
+One node (with an AMQPS listener too) and one redis-server (the result backend) serve the whole module; each
+test takes its own virtual host, so queues never carry one test's messages into another.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from rabbit_proc import RabbitServer, make_ca, require_rabbitmq
 from redis_proc import free_port, wait_for
 from workers import Worker, assert_distributed_equals_local, rabbit_env, run_dir, run_submit, summary
 
@@ -22,6 +23,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
 
 IDS = ["007bbfb7", "00d62c1b", "017c7c7b", "025d127b", "045e512c", "0520fde7"]
 _n = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def rabbit_server() -> Iterator[RabbitServer]:
+    """This module's node: conftest's, plus a TLS listener for the amqps:// test."""
+    require_rabbitmq()
+    server = RabbitServer(tls=True)
+    try:
+        yield server.start()
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture
@@ -61,6 +73,31 @@ def test_distributed_equals_local_on_a_quorum_queue(rabbit_server, env, worker, 
     wait_for(status_complete, 60, 1.0, "--status to show the management API's counts")
     assert f"{total}/{total} samples finished, 0 queued or running" in lines[-1], lines[-1]
     assert "queue batt: 0 ready, 0 unacknowledged, 1 consumers" in lines[-1], lines[-1]
+
+
+def test_amqps_run_equals_local_and_a_wrong_ca_is_a_one_line_error(rabbit_server, env, tmp_path):
+    """Over amqps:// (the broker's certificate checked against BATT_BROKER_CA_FILE and the URL's host name) a run
+    on a real worker scores every sample as --local does; a producer trusting another CA stops at the broker check
+    (exit 2, no fallback to local mode) with one line naming the URL and the fix."""
+    url = rabbit_server.tls_url(env["BATT_BROKER_URL"])
+    tls = dict(env, BATT_BROKER_URL=url, BATT_BROKER_CA_FILE=str(rabbit_server.ca_file), BATT_BROKER_CHECK_TIMEOUT="10")
+    w = Worker(tls, concurrency=2).start()
+    try:
+        assert_distributed_equals_local(tls, IDS[:2], tmp_path)
+    finally:
+        w.stop()
+    assert f"amqps://batt:**@127.0.0.1:{rabbit_server.tls_port}/" in w.text()  # the worker's banner: its transport
+    elsewhere = tmp_path / "other-ca"
+    elsewhere.mkdir()
+    wrong = dict(tls, BATT_BROKER_CA_FILE=str(make_ca(elsewhere)))
+    done = run_submit(wrong, "-i", "007bbfb7", "--out", str(tmp_path / "w"), timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"amqps://batt:**@127.0.0.1:{rabbit_server.tls_port}/" in lines[0], lines[0]
+    assert "TLS certificate was not accepted" in lines[0] and "set BATT_BROKER_CA_FILE" in lines[0], lines[0]
+    assert rabbit_server.password not in lines[0]
+    assert not (tmp_path / "w").exists()
 
 
 def test_status_of_queued_samples_and_resume(env, tmp_path):

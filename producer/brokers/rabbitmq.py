@@ -88,7 +88,7 @@ class RabbitMQ(BrokerView):
 
         if _url_parts(self.url).scheme != "amqps":  # TLS would not answer a plain greeting
             self._greet(timeout)
-        conn = Connection(self.url, connect_timeout=timeout, heartbeat=0)
+        conn = Connection(self.url, connect_timeout=timeout, heartbeat=0, ssl=self.conf.broker_ssl())
         try:
             try:
                 conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
@@ -105,10 +105,27 @@ class RabbitMQ(BrokerView):
             except Exception as exc:  # noqa: BLE001 - any other failure to connect means: no broker here
                 from batt_tasks.scoring import one_line
 
+                self._refuse_certificate(exc)
                 raise BrokerUnavailable(f"{self.shown}: {one_line(exc)}") from None
             self._declare(conn)  # the queues as this producer needs them, or a usage error now, before any run
         finally:
             conn.release()
+
+    def _refuse_certificate(self, exc: BaseException) -> None:
+        """A :class:`UsageError` when ``exc`` (or what caused it) is a TLS certificate the client did not accept."""
+        import ssl
+
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            return
+        ca = self.conf.broker_ca_file or "the system's CAs (BATT_BROKER_CA_FILE unset)"
+        raise UsageError(
+            f"broker {self.shown}: its TLS certificate was not accepted ({cause.verify_message}; trusted: {ca}); "
+            "set BATT_BROKER_CA_FILE to the CA certificate that signed the broker's, and use a host name "
+            "the certificate names in BATT_BROKER_URL"
+        ) from None
 
     def check_time_limit(self, time_limit: float, warn: Callable[[str], None]) -> None:
         """Warn when a sample could outlast the broker's consumer timeout.
@@ -180,7 +197,9 @@ class RabbitMQ(BrokerView):
         from kombu import Connection
 
         ready = consumers = dead = None
-        with Connection(self.url, connect_timeout=self.conf.broker_check_timeout, heartbeat=0) as conn:
+        with Connection(
+            self.url, connect_timeout=self.conf.broker_check_timeout, heartbeat=0, ssl=self.conf.broker_ssl()
+        ) as conn:
             with contextlib.suppress(Exception):  # no queue yet: nothing was submitted
                 _, ready, consumers = conn.channel().queue_declare(QUEUE, passive=True)
             with contextlib.suppress(Exception):
