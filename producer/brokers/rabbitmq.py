@@ -121,8 +121,9 @@ class RabbitMQ(BrokerView):
         if cause is None:
             return
         ca = self.conf.broker_ca_file or "the system's CAs (BATT_BROKER_CA_FILE unset)"
+        why = str(getattr(cause, "verify_message", "") or cause).rstrip(".")
         raise UsageError(
-            f"broker {self.shown}: its TLS certificate was not accepted ({cause.verify_message}; trusted: {ca}); "
+            f"broker {self.shown}: its TLS certificate was not accepted ({why}; trusted: {ca}); "
             "set BATT_BROKER_CA_FILE to the CA certificate that signed the broker's, and use a host name "
             "the certificate names in BATT_BROKER_URL"
         ) from None
