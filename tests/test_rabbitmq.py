@@ -90,14 +90,16 @@ def test_amqps_run_equals_local_and_a_wrong_ca_is_a_one_line_error(rabbit_server
     elsewhere = tmp_path / "other-ca"
     elsewhere.mkdir()
     wrong = dict(tls, BATT_BROKER_CA_FILE=str(make_ca(elsewhere)))
-    done = run_submit(wrong, "-i", "007bbfb7", "--out", str(tmp_path / "w"), timeout=60)
+    refused = tmp_path / "w"
+    refused.mkdir()
+    done = run_submit(wrong, "-i", "007bbfb7", "--out", str(refused), timeout=60)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert f"amqps://batt:**@127.0.0.1:{rabbit_server.tls_port}/" in lines[0], lines[0]
     assert "TLS certificate was not accepted" in lines[0] and "set BATT_BROKER_CA_FILE" in lines[0], lines[0]
     assert rabbit_server.password not in lines[0]
-    assert not (tmp_path / "w").exists()
+    assert list(refused.iterdir()) == []  # refused at the broker check, before any run directory
 
 
 def test_status_of_queued_samples_and_resume(env, tmp_path):
