@@ -7,7 +7,7 @@ import os
 import netns
 import pytest
 
-from faults import test_fault_netns
+from faults.harness import require_netns
 
 pytestmark = pytest.mark.faults
 
@@ -17,7 +17,7 @@ def test_unavailable_netns_fails_in_ci_as_root(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="must run"):
-        test_fault_netns._require_netns()
+        require_netns()
 
 
 @pytest.mark.parametrize(("ci", "euid"), [("", 0), ("true", 1000), ("", 1000)])
@@ -26,4 +26,4 @@ def test_unavailable_netns_skips_with_reason_elsewhere(monkeypatch: pytest.Monke
     monkeypatch.setattr(os, "geteuid", lambda: euid)
     monkeypatch.setenv("CI", ci)
     with pytest.raises(pytest.skip.Exception, match="need root"):
-        test_fault_netns._require_netns()
+        require_netns()
