@@ -5,20 +5,18 @@ the messages that were wrong."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from banner_server import banner_server
 from rich.console import Console
 from test_cli_local import BATTS, ROOT, cli_cmd, cli_env, default_sigint, read_run, run_cli, same_task, wait_for
 from test_cli_local import run_dir as only_run
@@ -277,30 +275,8 @@ def test_interrupted_local_run_resumes_without_running_finished_tasks_again(tmp_
 @pytest.fixture
 def ssh_banner_port() -> Iterator[int]:
     """A TCP port where something that is not Redis answers (an SSH server's banner)."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.sendall(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5\r\n")
-                conn.settimeout(1)
-                with contextlib.suppress(OSError):
-                    conn.recv(100)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close()
+    with banner_server(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5\r\n") as port:
+        yield port
 
 
 def test_broker_url_answered_by_another_service_is_one_line(tmp_path: Path, ssh_banner_port: int) -> None:

@@ -6,15 +6,13 @@ test takes its own virtual host, so queues never carry one test's messages into 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from banner_server import banner_server
 from rabbit_proc import RabbitServer, make_ca, require_rabbitmq
 from redis_proc import free_port, wait_for
 from workers import Worker, assert_distributed_equals_local, rabbit_env, run_dir, run_submit, summary
@@ -144,32 +142,6 @@ def test_guard_deferral_retries_with_countdown_on_a_quorum_queue(env, tmp_path):
     assert "Direct exchanges are not supported" not in text
 
 
-@contextlib.contextmanager
-def _banner_server(banner: bytes) -> Iterator[int]:
-    """A TCP server on a free port that sends ``banner`` to every connection, then closes it."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.sendall(banner)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close()
-
-
 def test_broker_check_one_line_errors(rabbit_server, module_redis, env, tmp_path):
     def one_line_error(url: str, *extra: str) -> str:
         e = dict(env, BATT_BROKER_URL=url, BATT_BROKER_CHECK_TIMEOUT="2")
@@ -186,7 +158,7 @@ def test_broker_check_one_line_errors(rabbit_server, module_redis, env, tmp_path
     assert "unreachable" in one_line_error(f"amqp://batt:x@127.0.0.1:{free_port()}//")
     silent = one_line_error(f"amqp://batt:x@127.0.0.1:{module_redis.port}//")  # Redis waits for a whole line
     assert "did not answer the AMQP greeting" in silent, silent
-    with _banner_server(b"SSH-2.0-OpenSSH_9.2\r\n") as port:  # a server that greets first, as SSH does
+    with banner_server(b"SSH-2.0-OpenSSH_9.2\r\n") as port:  # a server that greets first, as SSH does
         other = one_line_error(f"amqp://batt:x@127.0.0.1:{port}//")
     assert "something other than RabbitMQ answers" in other and "SSH-2.0" in other, other
     assert "malformed" in one_line_error("amqp://batt:x@127.0.0.1:notaport//")
