@@ -19,6 +19,7 @@ from batt_tasks.battery import dsl, features, learn, rules
 from batt_tasks.battery.dsl import Grid, GridFn, background, shape
 from batt_tasks.battery.learn import Context, NotLearned
 from batt_tasks.battery.objects import SELECTORS, Obj, erase, keep_only, objects, paint
+from batt_tasks.battery.partition import add_partition_families
 
 CandidateFn = Callable[[Context, Grid], Grid]
 
@@ -980,6 +981,7 @@ def build() -> tuple[Candidate, ...]:
     add_rule_families(reg)
     add_feature_families(reg)
     add_layout_families(reg)
+    add_partition_families(reg)
     return tuple(reg.items)
 
 

@@ -1,0 +1,690 @@
+"""Grid partition, composition and counting → layout families (candidate ids ``part_*``).
+
+Partitions: a grid divided into equal cells by full separator lines of one colour (:func:`sep_layout`), or into
+blocks of content between all-background rows and columns (:func:`gap_cells`). On top of them:
+
+- key recolouring: a small colour key paints the blocks of a one-colour mask (:func:`key_recolour`);
+- cells → pixels: each cell becomes one pixel, by majority colour or by a cell-mask → colour table;
+- cell layouts: cells filled from a selected cell's pixels, a marked cell moved to its marker's position, a
+  template cell completed in every cell, cells filled by their position in the layout, cells made from geometric
+  transforms of one source cell;
+- overlays of the corner windows of the output's size;
+- counting → layout: colour stripes and lines as sequences, objects as a histogram, pixels in reading order.
+
+Every search is bounded: grids are at most 30×30, option lists are short and fixed, tables are learned
+leave-one-out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from batt_tasks.battery import dsl, learn
+from batt_tasks.battery.dsl import Grid, background, shape
+from batt_tasks.battery.learn import Context, NotLearned
+from batt_tasks.battery.objects import objects
+
+if TYPE_CHECKING:
+    from batt_tasks.battery.candidates import Registry
+
+CandidateFn = Callable[[Context, Grid], Grid]
+Span = tuple[int, int]
+Layout = tuple[int, tuple[Span, ...], tuple[Span, ...]]  # separator colour (-1: none), row spans, column spans
+
+
+# ---------------------------------------------------------------------------------------------
+# partitions
+
+
+def _spans(flags: list[bool]) -> tuple[Span, ...]:
+    """Maximal runs ``[start, end)`` of False in ``flags``."""
+    out: list[Span] = []
+    start = -1
+    for k, flag in enumerate([*flags, True]):
+        if not flag and start < 0:
+            start = k
+        elif flag and start >= 0:
+            out.append((start, k))
+            start = -1
+    return tuple(out)
+
+
+@lru_cache(maxsize=256)
+def sep_layout(grid: Grid) -> Layout | None:
+    """The separator colour and the spans of the equal cells its full lines cut the grid into, or None.
+
+    A colour qualifies when some whole rows and/or columns are in it (not all of them) and the cells between
+    those lines all have one shape, at least two cells; a non-background colour is preferred, then more lines.
+    """
+    h, w = shape(grid)
+    bg = background(grid)
+    best: tuple[tuple[int, int], Layout] | None = None
+    for colour in dsl.palette(grid):
+        rows = [all(v == colour for v in grid[r]) for r in range(h)]
+        cols = [all(grid[r][c] == colour for r in range(h)) for c in range(w)]
+        if not any(rows) and not any(cols) or all(rows) or all(cols):
+            continue
+        rs, cs = _spans(rows), _spans(cols)
+        if len(rs) * len(cs) < 2:
+            continue
+        if len({b - a for a, b in rs}) != 1 or len({b - a for a, b in cs}) != 1:
+            continue
+        rank = (int(colour != bg), sum(rows) + sum(cols))
+        if best is None or rank > best[0]:
+            best = (rank, (colour, rs, cs))
+    return None if best is None else best[1]
+
+
+def layout_cells(grid: Grid, layout: Layout) -> list[list[Grid]]:
+    """The cells of ``layout`` as rows of sub-grids."""
+    _, rs, cs = layout
+    return [[tuple(row[c0:c1] for row in grid[r0:r1]) for c0, c1 in cs] for r0, r1 in rs]
+
+
+def sep_cells(grid: Grid) -> tuple[Layout, list[list[Grid]]]:
+    """:func:`sep_layout` and its cells; ValueError when the grid has no such layout."""
+    layout = sep_layout(grid)
+    if layout is None:
+        raise ValueError("no separator layout")
+    return layout, layout_cells(grid, layout)
+
+
+def gap_cells(grid: Grid) -> list[list[Grid]]:
+    """The blocks between all-background rows and columns; ValueError with fewer than two blocks."""
+    bg = background(grid)
+    h, w = shape(grid)
+    rs = _spans([all(v == bg for v in grid[r]) for r in range(h)])
+    cs = _spans([all(grid[r][c] == bg for r in range(h)) for c in range(w)])
+    if len(rs) * len(cs) < 2:
+        raise ValueError("one block")
+    return [[tuple(row[c0:c1] for row in grid[r0:r1]) for c0, c1 in cs] for r0, r1 in rs]
+
+
+def paste_cells(grid: Grid, layout: Layout, cells: list[list[Grid]]) -> Grid:
+    """``grid`` with each cell of ``layout`` replaced by the given cell contents."""
+    _, rs, cs = layout
+    out = [list(row) for row in grid]
+    for (r0, _), crow in zip(rs, cells, strict=True):
+        for (c0, _), cell in zip(cs, crow, strict=True):
+            for dr, row in enumerate(cell):
+                out[r0 + dr][c0 : c0 + len(row)] = row
+    return tuple(tuple(row) for row in out)
+
+
+def _fg(grid: Grid, bg: int) -> int:
+    return sum(v != bg for row in grid for v in row)
+
+
+def _majority(cell: Grid, bg: int) -> int:
+    counts = Counter(v for row in cell for v in row if v != bg)
+    return min(counts, key=lambda k: (-counts[k], k)) if counts else bg
+
+
+# ---------------------------------------------------------------------------------------------
+# key recolouring: a colour key paints the blocks of a one-colour mask
+
+
+def key_recolour(key: Grid, mask: Grid, bg: int, mode: str) -> Grid:
+    """The mask's foreground painted block-wise by the key.
+
+    ``up``: the mask is a whole number of times the key's size and keeps its size, each block (i, j) of the mask
+    in the key's colour (i, j). ``down``: the mask shrinks to the key's size first (a block is set when most of
+    it is foreground), and the key shows where the shrunk mask is set.
+    """
+    kh, kw = shape(key)
+    mh, mw = shape(mask)
+    if mh % kh or mw % kw or (mh, mw) == (kh, kw) and mode == "down":
+        raise ValueError("mask does not divide into the key's blocks")
+    fy, fx = mh // kh, mw // kw
+    if mode == "up":
+        return tuple(
+            tuple(key[r // fy][c // fx] if mask[r][c] != bg else bg for c in range(mw)) for r in range(mh)
+        )
+    return tuple(
+        tuple(
+            key[i][j] if 2 * _fg(tuple(row[j * fx : (j + 1) * fx] for row in mask[i * fy : (i + 1) * fy]), bg) > fy * fx
+            else bg
+            for j in range(kw)
+        )
+        for i in range(kh)
+    )
+
+
+def _one_colour(grid: Grid, bg: int) -> bool:
+    return len({v for row in grid for v in row} - {bg}) == 1
+
+
+def key_and_mask(grid: Grid, how: str) -> tuple[Grid, Grid, int]:
+    """Find ``(key, mask, bg)``: ``cells`` (separator cells: the all-foreground multi-colour cell and the largest
+    one-colour cell), ``corners`` (the four corner pixels around a framed inside), ``objects`` (the densest
+    multi-colour object and the largest one-colour object)."""
+    bg = background(grid)
+    if how == "cells":
+        _, cells = sep_cells(grid)
+        flat = [c for row in cells for c in row]
+        keys = [c for c in flat if _fg(c, bg) == len(c) * len(c[0]) and not _one_colour(c, bg)]
+        masks = sorted((c for c in flat if _one_colour(c, bg)), key=lambda c: -len(c) * len(c[0]))
+        if len(keys) != 1 or not masks:
+            raise ValueError("no key cell")
+        return keys[0], masks[0], bg
+    if how == "corners":
+        h, w = shape(grid)
+        if h < 5 or w < 5:
+            raise ValueError("too small")
+        frame = {grid[1][c] for c in range(1, w - 1)} | {grid[h - 2][c] for c in range(1, w - 1)}
+        frame |= {grid[r][1] for r in range(1, h - 1)} | {grid[r][w - 2] for r in range(1, h - 1)}
+        if len(frame) != 1 or frame == {bg}:
+            raise ValueError("no frame")
+        key = ((grid[0][0], grid[0][w - 1]), (grid[h - 1][0], grid[h - 1][w - 1]))
+        return key, dsl.crop(grid, 2, 2, h - 3, w - 3), bg
+    objs = objects(grid, False, True)
+    multi = [o for o in objs if len(o.colours) > 1 and o.size == o.area]
+    mono = sorted((o for o in objs if len(o.colours) == 1), key=lambda o: (-o.size, o.box))
+    if len(multi) != 1 or not mono:
+        raise ValueError("no key object")
+    top, left, bottom, right = mono[0].box
+    return multi[0].as_grid(bg), dsl.crop(grid, top, left, bottom, right), bg
+
+
+KEY_OPTIONS = tuple((how, mode) for how in ("cells", "corners", "objects") for mode in ("up", "down"))
+
+
+def apply_key(grid: Grid, option: tuple[str, str]) -> Grid:
+    """:func:`key_recolour` with the key and mask :func:`key_and_mask` finds."""
+    key, mask, bg = key_and_mask(grid, option[0])
+    return key_recolour(key, mask, bg, option[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# cells → pixels
+
+
+def gap_pixels(grid: Grid) -> Grid:
+    """Each block between empty rows and columns becomes one pixel of its majority colour."""
+    bg = background(grid)
+    return tuple(tuple(_majority(c, bg) for c in row) for row in gap_cells(grid))
+
+
+def _cell_key(cell: Grid, bg: int) -> tuple[tuple[bool, ...], ...]:
+    return tuple(tuple(v != bg for v in row) for row in cell)
+
+
+def _cell_grid(grid: Grid, split: str) -> list[list[Grid]]:
+    return sep_cells(grid)[1] if split == "sep" else gap_cells(grid)
+
+
+def _pixel_layout(pixels: list[list[int]], out_shape: tuple[int, int] | None, kind: str) -> Grid:
+    """Pixels as a grid (``grid``), or a one-line sequence stretched into rows / columns of its own length."""
+    if kind == "grid":
+        return tuple(tuple(row) for row in pixels)
+    line = [v for row in pixels for v in row]
+    if kind == "rows":
+        return dsl.check(tuple((v,) * len(line) for v in line))
+    return dsl.check(tuple(tuple(line) for _ in line))
+
+
+def learn_cell_table(S: tuple[learn.Pair, ...], split: str) -> tuple[str, dict[Any, int]] | None:
+    """A table cell mask → output pixel colour, and how the pixels are laid out, from every pair."""
+    if not S:
+        return None
+    for kind in ("grid", "rows", "cols"):
+        table: dict[Any, int] = {}
+        ok = True
+        for i, o in S:
+            try:
+                cells = _cell_grid(i, split)
+            except ValueError:
+                return None
+            bg = background(i)
+            keys = [[_cell_key(c, bg) for c in row] for row in cells]
+            n = sum(len(r) for r in keys)
+            if kind == "grid":
+                if shape(o) != (len(keys), len(keys[0])):
+                    ok = False
+                    break
+                seq = [(k, v) for krow, orow in zip(keys, o, strict=True) for k, v in zip(krow, orow, strict=True)]
+            else:
+                if shape(o) != (n, n):
+                    ok = False
+                    break
+                flat = [k for row in keys for k in row]
+                line = [row[0] for row in o] if kind == "rows" else list(o[0])
+                if _pixel_layout([line], None, kind) != o:
+                    ok = False
+                    break
+                seq = list(zip(flat, line, strict=True))
+            for k, v in seq:
+                if table.setdefault(k, v) != v:
+                    ok = False
+                    break
+            if not ok:
+                break
+        if ok:
+            return kind, table
+    return None
+
+
+def cell_table_learned(split: str) -> CandidateFn:
+    """Each cell becomes the pixel a (cell mask → colour) table learned leave-one-out gives."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        kind, table = ctx.need(("part_cell_table", split), lambda: learn_cell_table(ctx.loo(), split))
+        bg = background(grid)
+        try:
+            pixels = [[table[_cell_key(c, bg)] for c in row] for row in _cell_grid(grid, split)]
+        except KeyError as exc:
+            raise NotLearned("unseen cell") from exc
+        return _pixel_layout(pixels, None, kind)
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# cell layouts
+
+
+CELL_PICKS: dict[str, Callable[[list[Grid], int], int]] = {
+    "fewest_fg": lambda cells, bg: _unique_index([-_fg(c, bg) for c in cells]),
+    "most_fg": lambda cells, bg: _unique_index([_fg(c, bg) for c in cells]),
+    "most_colours": lambda cells, bg: _unique_index([len(set(dsl.palette(c)) - {bg}) for c in cells]),
+    "fewest_colours": lambda cells, bg: _unique_index([-len(set(dsl.palette(c)) - {bg}) for c in cells]),
+    "unique": lambda cells, bg: _lone_index([c for c in cells]),
+    "unique_mask": lambda cells, bg: _lone_index([_cell_key(c, bg) for c in cells]),
+    "first_nonempty": lambda cells, bg: next(k for k, c in enumerate(cells) if _fg(c, bg)),
+}
+
+
+def _unique_index(keys: list[int]) -> int:
+    best = max(keys)
+    if keys.count(best) != 1:
+        raise ValueError("tie")
+    return keys.index(best)
+
+
+def _lone_index(keys: list[Any]) -> int:
+    counts = Counter(keys)
+    lone = [k for k, key in enumerate(keys) if counts[key] == 1]
+    if len(lone) != 1:
+        raise ValueError("no unique cell")
+    return lone[0]
+
+
+def _cell_bg(grid: Grid, layout: Layout) -> int:
+    """The background inside the cells (the grid's background, unless that is the separator colour)."""
+    sep = layout[0]
+    counts = Counter(v for row in layout_cells(grid, layout) for c in row for r in c for v in r)
+    counts.pop(sep, None)
+    if 0 in counts:
+        return 0
+    return min(counts, key=lambda k: (-counts[k], k)) if counts else background(grid)
+
+
+def cells_from_selected(grid: Grid, pick: str) -> Grid:
+    """The cell picked by ``pick`` spread over the layout: cell (i, j) is filled with the picked cell's pixel
+    (i, j) (the layout must have as many cells as the picked cell has pixels)."""
+    layout, cells = sep_cells(grid)
+    flat = [c for row in cells for c in row]
+    bg = _cell_bg(grid, layout)
+    chosen = flat[CELL_PICKS[pick](flat, bg)]
+    if shape(chosen) != (len(cells), len(cells[0])):
+        raise ValueError("layout and cell differ in shape")
+    ch, cw = shape(cells[0][0])
+    filled = [[tuple((chosen[i][j],) * cw for _ in range(ch)) for j in range(len(cells[0]))] for i in range(len(cells))]
+    return paste_cells(grid, layout, filled)
+
+
+def move_marked_cell(grid: Grid, marker: int) -> Grid:
+    """The only cell holding ``marker`` moves to the layout position of the marker inside it; the rest is cleared."""
+    layout, cells = sep_cells(grid)
+    bg = _cell_bg(grid, layout)
+    found = [(i, j) for i, row in enumerate(cells) for j, c in enumerate(row) if any(marker in r for r in c)]
+    if len(found) != 1:
+        raise ValueError("not one marked cell")
+    cell = cells[found[0][0]][found[0][1]]
+    if shape(cell) != (len(cells), len(cells[0])):
+        raise ValueError("layout and cell differ in shape")
+    (mr, mc), *rest = [(r, c) for r, row in enumerate(cell) for c, v in enumerate(row) if v == marker]
+    if rest:
+        raise ValueError("several markers")
+    empty = tuple((bg,) * len(cell[0]) for _ in cell)
+    out = [[cell if (i, j) == (mr, mc) else empty for j in range(len(cells[0]))] for i in range(len(cells))]
+    return paste_cells(grid, layout, out)
+
+
+def complete_from_template(grid: Grid, option: tuple[str, int]) -> Grid:
+    """Every cell gets the template cell's foreground where it is empty, painted in the separator colour
+    (``colour`` -1) or a learned colour; the template is picked by ``pick``."""
+    pick, colour = option
+    layout, cells = sep_cells(grid)
+    bg = _cell_bg(grid, layout)
+    flat = [c for row in cells for c in row]
+    template = flat[CELL_PICKS[pick](flat, bg)]
+    paint = layout[0] if colour < 0 else colour
+    out = [
+        [
+            tuple(
+                tuple(paint if t != bg and v == bg else v for t, v in zip(trow, crow, strict=True))
+                for trow, crow in zip(template, cell, strict=True)
+            )
+            for cell in row
+        ]
+        for row in cells
+    ]
+    return paste_cells(grid, layout, out)
+
+
+def _role(k: int, n: int) -> int:
+    """A cell index's role in its line: 0 first, 1 last, 2 the exact middle, 3 other."""
+    if k == 0:
+        return 0
+    if k == n - 1:
+        return 1
+    if n % 2 and k == n // 2:
+        return 2
+    return 3
+
+
+def learn_role_fill(S: tuple[learn.Pair, ...]) -> dict[tuple[int, int], int] | None:
+    """A table (row role, column role) → colour for cells that become solid, the others unchanged."""
+    table: dict[tuple[int, int], int] = {}
+    if not S:
+        return None
+    for i, o in S:
+        if shape(i) != shape(o):
+            return None
+        layout = sep_layout(i)
+        if layout is None:
+            return None
+        ins, outs = layout_cells(i, layout), layout_cells(o, layout)
+        nr, nc = len(ins), len(ins[0])
+        for a in range(nr):
+            for b in range(nc):
+                ci, co = ins[a][b], outs[a][b]
+                colours = {v for row in co for v in row}
+                key = (_role(a, nr), _role(b, nc))
+                value = -1 if co == ci else (colours.pop() if len(colours) == 1 else None)
+                if value is None or table.setdefault(key, value) != value:
+                    return None
+    if all(v < 0 for v in table.values()):
+        return None
+    return table
+
+
+def apply_role_fill(grid: Grid, table: dict[tuple[int, int], int]) -> Grid:
+    """Fill cells by their (row role, column role) as a learned table says."""
+    layout, cells = sep_cells(grid)
+    nr, nc = len(cells), len(cells[0])
+    out = []
+    for a in range(nr):
+        row = []
+        for b in range(nc):
+            key = (_role(a, nr), _role(b, nc))
+            if key not in table:
+                raise NotLearned("unseen cell role")
+            cell = cells[a][b]
+            row.append(cell if table[key] < 0 else tuple((table[key],) * len(cell[0]) for _ in cell))
+        out.append(row)
+    return paste_cells(grid, layout, out)
+
+
+def learn_cell_transforms(S: tuple[learn.Pair, ...]) -> tuple[tuple[str, ...], ...] | None:
+    """For outputs keeping the input's separator layout, which geometric transform of the first cell fills each
+    output cell, agreed by every pair (the layout's cell counts must agree too)."""
+    names: list[list[str]] | None = None
+    for i, o in S:
+        if shape(i) != shape(o):
+            return None
+        layout = sep_layout(i)
+        if layout is None:
+            return None
+        source = layout_cells(i, layout)[0][0]
+        outs = layout_cells(o, layout)
+        found = []
+        for row in outs:
+            frow = []
+            for cell in row:
+                frow.append([n for n, fn in dsl.GEOMETRIC.items() if shape(fn(source)) == shape(cell) and fn(source) == cell])
+            found.append(frow)
+        if names is None:
+            names = [[",".join(x) for x in row] for row in found]  # candidates so far, as strings
+            continue
+        if (len(names), len(names[0])) != (len(found), len(found[0])):
+            return None
+        names = [
+            [",".join(n for n in prev.split(",") if n in now) for prev, now in zip(prow, frow, strict=True)]
+            for prow, frow in zip(names, found, strict=True)
+        ]
+    if names is None or any(not n for row in names for n in row):
+        return None
+    result = tuple(tuple(n.split(",")[0] for n in row) for row in names)
+    if all(n == "identity" for row in result for n in row):
+        return None
+    return result
+
+
+def apply_cell_transforms(grid: Grid, names: tuple[tuple[str, ...], ...]) -> Grid:
+    """Fill the layout's cells with the learned transforms of the first cell."""
+    layout, cells = sep_cells(grid)
+    if (len(cells), len(cells[0])) != (len(names), len(names[0])):
+        raise ValueError("layout differs")
+    source = cells[0][0]
+    out = [[dsl.GEOMETRIC[n](source) for n in row] for row in names]
+    if any(shape(c) != shape(source) for row in out for c in row):
+        raise ValueError("non-square transform")
+    return paste_cells(grid, layout, out)
+
+
+def mirror_cell_in_separator_colour(grid: Grid) -> Grid:
+    """The only non-empty cell, its foreground in the separator colour, mirrored into a 2×2 block."""
+    layout, cells = sep_cells(grid)
+    bg = _cell_bg(grid, layout)
+    full = [c for row in cells for c in row if _fg(c, bg)]
+    if len(full) != 1:
+        raise ValueError("not one shape")
+    cell = tuple(tuple(layout[0] if v != bg else bg for v in row) for row in full[0])
+    top = dsl.hconcat(cell, dsl.flip_h(cell))
+    return dsl.vconcat(top, dsl.flip_v(top))
+
+
+# ---------------------------------------------------------------------------------------------
+# windows
+
+
+def overlay_corner_windows(grid: Grid, size: tuple[int, int]) -> Grid:
+    """The four corner windows of ``size`` overlaid (foreground wins); the windows must cover the grid."""
+    h, w = shape(grid)
+    oh, ow = size
+    if oh > h or ow > w or 2 * oh < h or 2 * ow < w or (oh, ow) == (h, w):
+        raise ValueError("windows do not tile the grid")
+    bg = background(grid)
+    out = [[bg] * ow for _ in range(oh)]
+    for top in (0, h - oh):
+        for left in (0, w - ow):
+            for r in range(oh):
+                for c in range(ow):
+                    v = grid[top + r][left + c]
+                    if v != bg:
+                        out[r][c] = v
+    return tuple(tuple(row) for row in out)
+
+
+def overlay_windows_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`overlay_corner_windows` with the output shape every train pair has."""
+    size = ctx.need("out_shape", lambda: learn.learn_output_shape(ctx.S))
+    return overlay_corner_windows(grid, size)
+
+
+# ---------------------------------------------------------------------------------------------
+# counting → layout
+
+
+def stripe_sequence(grid: Grid) -> Grid:
+    """The colours of a grid made of stripes, in order: a row when the stripes stand side by side (the top row
+    shows more colours than the left column), else a column; colours ordered by their mean position."""
+    top = len(set(grid[0]))
+    left = len({row[0] for row in grid})
+    if top == left:
+        raise ValueError("no stripe direction")
+    axis = "h" if top > left else "v"
+    where: dict[int, list[int]] = {}
+    for r, row in enumerate(grid):
+        for c, v in enumerate(row):
+            where.setdefault(v, []).append(c if axis == "h" else r)
+    order = sorted(where, key=lambda k: (sum(where[k]) / len(where[k]), k))
+    if len(order) < 2:
+        raise ValueError("one colour")
+    return (tuple(order),) if axis == "h" else tuple((k,) for k in order)
+
+
+def line_colours_square(grid: Grid) -> Grid:
+    """The colours of the straight lines (one colour all on one row, or one column, at least half the grid long),
+    in order, as an N×N square of rows (horizontal lines) or columns (vertical lines)."""
+    bg = background(grid)
+    h, w = shape(grid)
+    where: dict[int, list[tuple[int, int]]] = {}
+    for r, row in enumerate(grid):
+        for c, v in enumerate(row):
+            if v != bg:
+                where.setdefault(v, []).append((r, c))
+    horizontal, vertical = [], []
+    for colour, cells in sorted(where.items()):
+        rows = {r for r, _ in cells}
+        cols = {c for _, c in cells}
+        if len(rows) == 1 and 2 * len(cells) >= w and len(cols) == len(cells):
+            horizontal.append((cells[0][0], colour))
+        elif len(cols) == 1 and 2 * len(cells) >= h and len(rows) == len(cells):
+            vertical.append((cells[0][1], colour))
+    if bool(horizontal) == bool(vertical):
+        raise ValueError("no single line direction")
+    lines = [c for _, c in sorted(horizontal or vertical)]
+    n = len(lines)
+    if n < 2:
+        raise ValueError("one line")
+    if horizontal:
+        return tuple((c,) * n for c in lines)
+    return tuple(tuple(lines) for _ in range(n))
+
+
+def largest_objects_histogram(grid: Grid) -> Grid:
+    """The colours of the largest objects (all of the largest size), left to right, as columns that tall."""
+    objs = objects(grid, True, True)
+    if not objs:
+        raise ValueError("no objects")
+    best = max(o.size for o in objs)
+    chosen = sorted((o for o in objs if o.size == best), key=lambda o: (o.box[1], o.box[0]))
+    if len({o.box[1] for o in chosen}) != len(chosen):
+        raise ValueError("objects share a column")
+    return dsl.check(tuple(tuple(o.colour for o in chosen) for _ in range(best)))
+
+
+def pixels_in_order(grid: Grid, option: tuple[str, bool, int, int]) -> Grid:
+    """The foreground pixels' colours ordered by column (``col``) or row (``row``), written into an ``h``×``w``
+    grid row by row (``snake``: every other row right to left), the rest background."""
+    order, snake, h, w = option
+    bg = background(grid)
+    found = [(c, r, v) if order == "col" else (r, c, v) for r, row in enumerate(grid) for c, v in enumerate(row)]
+    colours = [v for _, _, v in sorted(x for x in found if x[2] != bg)]
+    if not colours or len(colours) > h * w:
+        raise ValueError("pixels do not fit")
+    cells = colours + [0] * (h * w - len(colours))
+    rows = [cells[k * w : (k + 1) * w] for k in range(h)]
+    if snake:
+        rows = [row[::-1] if k % 2 else row for k, row in enumerate(rows)]
+    return tuple(tuple(row) for row in rows)
+
+
+def pixels_in_order_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`pixels_in_order` with the order, snake and fixed output shape the train pairs agree on."""
+
+    def options() -> list[tuple[str, bool, int, int]]:
+        size = learn.learn_output_shape(ctx.S)
+        if size is None:
+            return []
+        return [(order, snake, *size) for order in ("col", "row") for snake in (False, True)]
+
+    option = ctx.need("part_pixel_order", lambda: learn.fit(ctx.S, options(), pixels_in_order))
+    return pixels_in_order(grid, option)
+
+
+def rescale_majority(grid: Grid, factors: tuple[int, int]) -> Grid:
+    """Shrink by ``factors[0]`` (each block's majority foreground colour), then grow by ``factors[1]``."""
+    down, up = factors
+    h, w = shape(grid)
+    if h % down or w % down:
+        raise ValueError("does not divide")
+    bg = background(grid)
+    small = tuple(
+        tuple(_majority(tuple(row[c : c + down] for row in grid[r : r + down]), bg) for c in range(0, w, down))
+        for r in range(0, h, down)
+    )
+    return dsl.check(dsl.upscale(small, up))
+
+
+def rescale_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`rescale_majority` with the factors (down ≥ 2, up ≥ 2) every train pair agrees on."""
+
+    def options() -> list[tuple[int, int]]:
+        return [(d, u) for d in (2, 3, 4) for u in (2, 3, 4, 5) if d != u]
+
+    factors = ctx.need("part_rescale", lambda: learn.fit(ctx.S, options(), rescale_majority))
+    return rescale_majority(grid, factors)
+
+
+# ---------------------------------------------------------------------------------------------
+# the registry
+
+
+def _fitted(key: str, options: Callable[[Context], Iterable[Any]], apply: Callable[[Grid, Any], Grid]) -> CandidateFn:
+    """A candidate applying the first option that maps every train input to its output."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        return apply(grid, ctx.need(key, lambda: learn.fit(ctx.S, options(ctx), apply)))
+
+    return run
+
+
+def _template_options(ctx: Context) -> list[tuple[str, int]]:
+    colours = [-1, *learn.new_colours(ctx.S)]
+    return [(pick, colour) for pick in ("most_fg", "first_nonempty") for colour in colours]
+
+
+def _learned_table(key: str, learner: Callable[[tuple[learn.Pair, ...]], Any], apply: Callable[[Grid, Any], Grid]) -> CandidateFn:
+    def run(ctx: Context, grid: Grid) -> Grid:
+        return apply(grid, ctx.need(key, lambda: learner(ctx.loo())))
+
+    return run
+
+
+def _learned_all(key: str, learner: Callable[[tuple[learn.Pair, ...]], Any], apply: Callable[[Grid, Any], Grid]) -> CandidateFn:
+    def run(ctx: Context, grid: Grid) -> Grid:
+        return apply(grid, ctx.need(key, lambda: learner(ctx.S)))
+
+    return run
+
+
+def _plain(fn: Callable[[Grid], Grid]) -> CandidateFn:
+    return lambda ctx, grid: fn(grid)
+
+
+def add_partition_families(reg: Registry) -> None:
+    """Register the ``part_*`` candidates (appended at the end of the registry)."""
+    reg.add("part_key_recolour_learned", _fitted("part_key", lambda ctx: KEY_OPTIONS, apply_key))
+    reg.add("part_gap_cells_to_pixels", _plain(gap_pixels))
+    for split in ("sep", "gaps"):
+        reg.add(f"part_cell_table_{split}_learned", cell_table_learned(split))
+    picks = tuple(CELL_PICKS)
+    reg.add("part_cells_from_selected_learned", _fitted("part_from_sel", lambda ctx: picks, cells_from_selected))
+    reg.add("part_move_marked_cell_learned", _fitted("part_marked", lambda ctx: range(10), move_marked_cell))
+    reg.add("part_complete_from_template_learned", _fitted("part_template", _template_options, complete_from_template))
+    reg.add("part_fill_cells_by_role_learned", _learned_table("part_role_fill", learn_role_fill, apply_role_fill))
+    reg.add("part_cell_transforms_learned", _learned_all("part_cell_geo", learn_cell_transforms, apply_cell_transforms))
+    reg.add("part_mirror_cell_separator_colour", _plain(mirror_cell_in_separator_colour))
+    reg.add("part_overlay_corner_windows_learned", overlay_windows_learned)
+    reg.add("part_stripe_sequence", _plain(stripe_sequence))
+    reg.add("part_line_colours_square", _plain(line_colours_square))
+    reg.add("part_largest_objects_histogram", _plain(largest_objects_histogram))
+    reg.add("part_pixels_in_order_learned", pixels_in_order_learned)
+    reg.add("part_rescale_majority_learned", rescale_learned)
