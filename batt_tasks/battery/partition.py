@@ -53,11 +53,12 @@ def _spans(flags: list[bool]) -> tuple[Span, ...]:
 
 
 @lru_cache(maxsize=256)
-def sep_layout(grid: Grid) -> Layout | None:
-    """The separator colour and the spans of the equal cells its full lines cut the grid into, or None.
+def sep_layout(grid: Grid, equal: bool = True) -> Layout | None:
+    """The separator colour and the spans of the cells its full lines cut the grid into, or None.
 
-    A colour qualifies when some whole rows and/or columns are in it (not all of them) and the cells between
-    those lines all have one shape, at least two cells; a non-background colour is preferred, then more lines.
+    A colour qualifies when some whole rows and/or columns are in it (not all of them) and there are at least
+    two cells between those lines, all of one shape when ``equal``; a non-background colour is preferred, then
+    more lines.
     """
     h, w = shape(grid)
     bg = background(grid)
@@ -70,7 +71,7 @@ def sep_layout(grid: Grid) -> Layout | None:
         rs, cs = _spans(rows), _spans(cols)
         if len(rs) * len(cs) < 2:
             continue
-        if len({b - a for a, b in rs}) != 1 or len({b - a for a, b in cs}) != 1:
+        if equal and (len({b - a for a, b in rs}) != 1 or len({b - a for a, b in cs}) != 1):
             continue
         rank = (int(colour != bg), sum(rows) + sum(cols))
         if best is None or rank > best[0]:
@@ -84,9 +85,9 @@ def layout_cells(grid: Grid, layout: Layout) -> list[list[Grid]]:
     return [[tuple(row[c0:c1] for row in grid[r0:r1]) for c0, c1 in cs] for r0, r1 in rs]
 
 
-def sep_cells(grid: Grid) -> tuple[Layout, list[list[Grid]]]:
+def sep_cells(grid: Grid, equal: bool = True) -> tuple[Layout, list[list[Grid]]]:
     """:func:`sep_layout` and its cells; ValueError when the grid has no such layout."""
-    layout = sep_layout(grid)
+    layout = sep_layout(grid, equal)
     if layout is None:
         raise ValueError("no separator layout")
     return layout, layout_cells(grid, layout)
@@ -163,7 +164,7 @@ def key_and_mask(grid: Grid, how: str) -> tuple[Grid, Grid, int]:
     multi-colour object and the largest one-colour object)."""
     bg = background(grid)
     if how == "cells":
-        _, cells = sep_cells(grid)
+        _, cells = sep_cells(grid, False)
         flat = [c for row in cells for c in row]
         keys = [c for c in flat if _fg(c, bg) == len(c) * len(c[0]) and not _one_colour(c, bg)]
         masks = sorted((c for c in flat if _one_colour(c, bg)), key=lambda c: -len(c) * len(c[0]))
@@ -395,7 +396,7 @@ def learn_role_fill(S: tuple[learn.Pair, ...]) -> dict[tuple[int, int], int] | N
     for i, o in S:
         if shape(i) != shape(o):
             return None
-        layout = sep_layout(i)
+        layout = sep_layout(i, False)
         if layout is None:
             return None
         ins, outs = layout_cells(i, layout), layout_cells(o, layout)
@@ -414,18 +415,21 @@ def learn_role_fill(S: tuple[learn.Pair, ...]) -> dict[tuple[int, int], int] | N
 
 
 def apply_role_fill(grid: Grid, table: dict[tuple[int, int], int]) -> Grid:
-    """Fill cells by their (row role, column role) as a learned table says."""
-    layout, cells = sep_cells(grid)
+    """Fill cells by their (row role, column role) as a learned table says; a role pair the table has not seen
+    keeps its cell when most seen role pairs do."""
+    layout, cells = sep_cells(grid, False)
     nr, nc = len(cells), len(cells[0])
+    keep = 2 * sum(v < 0 for v in table.values()) > len(table)
     out = []
     for a in range(nr):
         row = []
         for b in range(nc):
             key = (_role(a, nr), _role(b, nc))
-            if key not in table:
+            if key not in table and not keep:
                 raise NotLearned("unseen cell role")
+            value = table.get(key, -1)
             cell = cells[a][b]
-            row.append(cell if table[key] < 0 else tuple((table[key],) * len(cell[0]) for _ in cell))
+            row.append(cell if value < 0 else tuple((value,) * len(cell[0]) for _ in cell))
         out.append(row)
     return paste_cells(grid, layout, out)
 
@@ -494,10 +498,11 @@ def mirror_cell_in_separator_colour(grid: Grid) -> Grid:
 
 
 def overlay_corner_windows(grid: Grid, size: tuple[int, int]) -> Grid:
-    """The four corner windows of ``size`` overlaid (foreground wins); the windows must cover the grid."""
+    """The four corner windows of ``size`` overlaid (foreground wins); the windows must cover the grid but for
+    at most one middle row or column."""
     h, w = shape(grid)
     oh, ow = size
-    if oh > h or ow > w or 2 * oh < h or 2 * ow < w or (oh, ow) == (h, w):
+    if oh > h or ow > w or 2 * oh + 1 < h or 2 * ow + 1 < w or (oh, ow) == (h, w):
         raise ValueError("windows do not tile the grid")
     bg = background(grid)
     out = [[bg] * ow for _ in range(oh)]
