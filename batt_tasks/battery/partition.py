@@ -638,6 +638,130 @@ def rescale_learned(ctx: Context, grid: Grid) -> Grid:
     return rescale_majority(grid, factors)
 
 
+def noisiest_region_colour(grid: Grid) -> Grid:
+    """1×1: the colour of the region holding the most cells of the rarest colour (noise in solid regions)."""
+    counts = dsl.colour_counts(grid)
+    if len(counts) < 3:
+        raise ValueError("no noise")
+    noise = min(counts, key=lambda k: (counts[k], k))
+    h, w = shape(grid)
+    hits: Counter[int] = Counter()
+    for r, row in enumerate(grid):
+        for c, v in enumerate(row):
+            if v != noise:
+                continue
+            near = Counter(
+                grid[r + dr][c + dc]
+                for dr, dc in dsl.NEIGHBOURS_4
+                if 0 <= r + dr < h and 0 <= c + dc < w and grid[r + dr][c + dc] != noise
+            )
+            if near:
+                hits[min(near, key=lambda k: (-near[k], k))] += 1
+    ranked = hits.most_common()
+    if not ranked or len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        raise ValueError("tie")
+    return ((ranked[0][0],),)
+
+
+def copies_by_count(grid: Grid) -> Grid:
+    """A square of (background cells)² blocks of the grid's size; the first (foreground cells) blocks in reading
+    order are copies of the grid, the rest background."""
+    bg = background(grid)
+    h, w = shape(grid)
+    fg = _fg(grid, bg)
+    side = h * w - fg
+    if not fg or side < 1 or side * max(h, w) > dsl.MAX_SIDE or fg > side * side:
+        raise ValueError("does not fit")
+    empty = tuple((bg,) * w for _ in range(h))
+    blocks = [grid if k < fg else empty for k in range(side * side)]
+    return tuple(
+        tuple(v for b in blocks[br * side : (br + 1) * side] for v in b[r]) for br in range(side) for r in range(h)
+    )
+
+
+def staircase_rows(grid: Grid) -> Grid:
+    """A one-row grid with a run of N cells from the left grows into a staircase: row k has N + k cells, as many
+    rows as half the width."""
+    if len(grid) != 1:
+        raise ValueError("not one row")
+    row = grid[0]
+    bg = background(grid) if len(set(row)) > 1 else 0
+    colours = {v for v in row if v != bg}
+    n = sum(v != bg for v in row)
+    if len(colours) != 1 or row[:n] != (row[0],) * n or row[0] == bg:
+        raise ValueError("not a run from the left")
+    w = len(row)
+    colour = row[0]
+    return dsl.check(tuple(tuple(colour if c < n + k else bg for c in range(w)) for k in range(w // 2)))
+
+
+def staircase_around(grid: Grid, colours: tuple[int, int]) -> Grid:
+    """One horizontal run from the left edge of length N: rows above get runs N+1, N+2... in ``colours[0]``,
+    rows below runs N-1, N-2... in ``colours[1]``."""
+    bg = background(grid)
+    runs = [(r, row) for r, row in enumerate(grid) if any(v != bg for v in row)]
+    if len(runs) != 1:
+        raise ValueError("not one run")
+    r0, row = runs[0]
+    n = sum(v != bg for v in row)
+    if row[:n] != (row[0],) * n:
+        raise ValueError("not a run from the left")
+    w = len(row)
+    above, below = colours
+    out = [list(r) for r in grid]
+    for r in range(len(grid)):
+        length = n + (r0 - r)
+        colour = above if r < r0 else below
+        if r != r0:
+            for c in range(min(max(length, 0), w)):
+                out[r][c] = colour
+    return tuple(tuple(r) for r in out)
+
+
+def diagonals_by_colours(grid: Grid) -> Grid:
+    """One row of pixels becomes an N×N grid, N = width × number of colours, each pixel rising diagonally to the
+    right from the bottom row."""
+    if len(grid) != 1:
+        raise ValueError("not one row")
+    bg = 0
+    row = grid[0]
+    k = len(set(row) - {bg})
+    n = len(row) * k
+    if not k or n > dsl.MAX_SIDE:
+        raise ValueError("too large")
+    out = [[bg] * n for _ in range(n)]
+    for c0, v in enumerate(row):
+        if v == bg:
+            continue
+        for step in range(n):
+            if c0 + step < n:
+                out[n - 1 - step][c0 + step] = v
+    return tuple(tuple(r) for r in out)
+
+
+def scale_into_frame(grid: Grid) -> Grid:
+    """The largest rectangular frame (a one-colour box outline) with the other foreground scaled up to fill its
+    inside."""
+    bg = background(grid)
+    frames = [o for o in objects(grid, True, False) if o.height >= 3 and o.width >= 3 and o.size == 2 * (o.height + o.width) - 4]
+    if len(frames) != 1:
+        raise ValueError("not one frame")
+    frame = frames[0]
+    top, left, bottom, right = frame.box
+    rest = tuple(
+        tuple(v if not (top <= r <= bottom and left <= c <= right) else bg for c, v in enumerate(row))
+        for r, row in enumerate(grid)
+    )
+    shape_ = dsl.crop_to_content(rest, bg)
+    ih, iw = frame.height - 2, frame.width - 2
+    sh, sw = shape(shape_)
+    if ih % sh or iw % sw:
+        raise ValueError("does not scale into the frame")
+    inner = dsl.upscale(shape_, ih // sh, iw // sw)
+    box = dsl.crop(grid, top, left, bottom, right)
+    return tuple(box[0:1]) + tuple((row[0], *inner[k], row[-1]) for k, row in enumerate(box[1:-1])) + tuple(box[-1:])
+
+
 # ---------------------------------------------------------------------------------------------
 # the registry
 
@@ -693,3 +817,10 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_largest_objects_histogram", _plain(largest_objects_histogram))
     reg.add("part_pixels_in_order_learned", pixels_in_order_learned)
     reg.add("part_rescale_majority_learned", rescale_learned)
+    reg.add("part_noisiest_region_colour", _plain(noisiest_region_colour))
+    reg.add("part_copies_by_count", _plain(copies_by_count))
+    reg.add("part_staircase_rows", _plain(staircase_rows))
+    pairs = [(a, b) for a in range(10) for b in range(10) if a != b]
+    reg.add("part_staircase_around_learned", _fitted("part_stairs", lambda ctx: pairs, staircase_around))
+    reg.add("part_diagonals_by_colours", _plain(diagonals_by_colours))
+    reg.add("part_scale_into_frame", _plain(scale_into_frame))
