@@ -141,12 +141,11 @@ def key_recolour(key: Grid, mask: Grid, bg: int, mode: str) -> Grid:
         raise ValueError("mask does not divide into the key's blocks")
     fy, fx = mh // kh, mw // kw
     if mode == "up":
-        return tuple(
-            tuple(key[r // fy][c // fx] if mask[r][c] != bg else bg for c in range(mw)) for r in range(mh)
-        )
+        return tuple(tuple(key[r // fy][c // fx] if mask[r][c] != bg else bg for c in range(mw)) for r in range(mh))
     return tuple(
         tuple(
-            key[i][j] if 2 * _fg(tuple(row[j * fx : (j + 1) * fx] for row in mask[i * fy : (i + 1) * fy]), bg) > fy * fx
+            key[i][j]
+            if 2 * _fg(tuple(row[j * fx : (j + 1) * fx] for row in mask[i * fy : (i + 1) * fy]), bg) > fy * fx
             else bg
             for j in range(kw)
         )
@@ -217,7 +216,7 @@ def _cell_grid(grid: Grid, split: str) -> list[list[Grid]]:
     return sep_cells(grid)[1] if split == "sep" else gap_cells(grid)
 
 
-def _pixel_layout(pixels: list[list[int]], out_shape: tuple[int, int] | None, kind: str) -> Grid:
+def _pixel_layout(pixels: list[list[int]], kind: str) -> Grid:
     """Pixels as a grid (``grid``), or a one-line sequence stretched into rows / columns of its own length."""
     if kind == "grid":
         return tuple(tuple(row) for row in pixels)
@@ -253,7 +252,7 @@ def learn_cell_table(S: tuple[learn.Pair, ...], split: str) -> tuple[str, dict[A
                     break
                 flat = [k for row in keys for k in row]
                 line = [row[0] for row in o] if kind == "rows" else list(o[0])
-                if _pixel_layout([line], None, kind) != o:
+                if _pixel_layout([line], kind) != o:
                     ok = False
                     break
                 seq = list(zip(flat, line, strict=True))
@@ -278,7 +277,7 @@ def cell_table_learned(split: str) -> CandidateFn:
             pixels = [[table[_cell_key(c, bg)] for c in row] for row in _cell_grid(grid, split)]
         except KeyError as exc:
             raise NotLearned("unseen cell") from exc
-        return _pixel_layout(pixels, None, kind)
+        return _pixel_layout(pixels, kind)
 
     return run
 
@@ -294,7 +293,7 @@ CELL_PICKS: dict[str, Callable[[list[Grid], int], int]] = {
     "fewest_colours": lambda cells, bg: _unique_index([-len(set(dsl.palette(c)) - {bg}) for c in cells]),
     "unique": lambda cells, bg: _lone_index([c for c in cells]),
     "unique_mask": lambda cells, bg: _lone_index([_cell_key(c, bg) for c in cells]),
-    "first_nonempty": lambda cells, bg: next(k for k, c in enumerate(cells) if _fg(c, bg)),
+    "first_nonempty": lambda cells, bg: _first_index([bool(_fg(c, bg)) for c in cells]),
 }
 
 
@@ -303,6 +302,12 @@ def _unique_index(keys: list[int]) -> int:
     if keys.count(best) != 1:
         raise ValueError("tie")
     return keys.index(best)
+
+
+def _first_index(flags: list[bool]) -> int:
+    if not any(flags):
+        raise ValueError("all cells empty")
+    return flags.index(True)
 
 
 def _lone_index(keys: list[Any]) -> int:
@@ -450,7 +455,9 @@ def learn_cell_transforms(S: tuple[learn.Pair, ...]) -> tuple[tuple[str, ...], .
         for row in outs:
             frow = []
             for cell in row:
-                frow.append([n for n, fn in dsl.GEOMETRIC.items() if shape(fn(source)) == shape(cell) and fn(source) == cell])
+                frow.append(
+                    [n for n, fn in dsl.GEOMETRIC.items() if shape(fn(source)) == shape(cell) and fn(source) == cell]
+                )
             found.append(frow)
         if names is None:
             names = [[",".join(x) for x in row] for row in found]  # candidates so far, as strings
@@ -743,7 +750,11 @@ def scale_into_frame(grid: Grid) -> Grid:
     """The largest rectangular frame (a one-colour box outline) with the other foreground scaled up to fill its
     inside."""
     bg = background(grid)
-    frames = [o for o in objects(grid, True, False) if o.height >= 3 and o.width >= 3 and o.size == 2 * (o.height + o.width) - 4]
+    frames = [
+        o
+        for o in objects(grid, True, False)
+        if o.height >= 3 and o.width >= 3 and o.size == 2 * (o.height + o.width) - 4
+    ]
     if len(frames) != 1:
         raise ValueError("not one frame")
     frame = frames[0]
@@ -780,14 +791,18 @@ def _template_options(ctx: Context) -> list[tuple[str, int]]:
     return [(pick, colour) for pick in ("most_fg", "first_nonempty") for colour in colours]
 
 
-def _learned_table(key: str, learner: Callable[[tuple[learn.Pair, ...]], Any], apply: Callable[[Grid, Any], Grid]) -> CandidateFn:
+def _learned_table(
+    key: str, learner: Callable[[tuple[learn.Pair, ...]], Any], apply: Callable[[Grid, Any], Grid]
+) -> CandidateFn:
     def run(ctx: Context, grid: Grid) -> Grid:
         return apply(grid, ctx.need(key, lambda: learner(ctx.loo())))
 
     return run
 
 
-def _learned_all(key: str, learner: Callable[[tuple[learn.Pair, ...]], Any], apply: Callable[[Grid, Any], Grid]) -> CandidateFn:
+def _learned_all(
+    key: str, learner: Callable[[tuple[learn.Pair, ...]], Any], apply: Callable[[Grid, Any], Grid]
+) -> CandidateFn:
     def run(ctx: Context, grid: Grid) -> Grid:
         return apply(grid, ctx.need(key, lambda: learner(ctx.S)))
 

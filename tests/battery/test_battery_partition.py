@@ -1,0 +1,172 @@
+"""Behaviour of the partition, composition and counting → layout primitives (``part_*`` candidates)."""
+
+from __future__ import annotations
+
+import pytest
+
+from batt_tasks.battery import CANDIDATES, partition
+from batt_tasks.battery.dsl import Grid
+from batt_tasks.battery.learn import Context, NotLearned
+
+
+def g(text: str) -> Grid:
+    """A grid from rows of digits separated by spaces: ``g("12 34")``."""
+    return tuple(tuple(int(ch) for ch in row) for row in text.split())
+
+
+BY_ID = {c.cid: c for c in CANDIDATES}
+
+
+def run(cid: str, train: list[tuple[Grid, Grid]], grid: Grid) -> Grid:
+    return BY_ID[cid].fn(Context("t", tuple(train), grid), grid)
+
+
+def test_part_candidates_are_appended_with_unique_ids() -> None:
+    ids = [c.cid for c in CANDIDATES]
+    part = [k for k, cid in enumerate(ids) if cid.startswith("part_")]
+    assert part and part == list(range(part[0], part[0] + len(part)))  # one block
+    assert len(set(ids)) == len(ids)
+
+
+def test_sep_layout_prefers_foreground_lines_and_equal_cells() -> None:
+    grid = g("10501 01500 55555 10500 00501")
+    layout = partition.sep_layout(grid)
+    assert layout == (5, ((0, 2), (3, 5)), ((0, 2), (3, 5)))
+    assert partition.sep_layout(g("1")) is None
+    assert partition.sep_layout(g("11 11")) is None
+
+
+def test_unequal_cells_need_equal_false() -> None:
+    grid = g("105000 015000 555555 100500")
+    assert partition.sep_layout(grid) is None
+    layout = partition.sep_layout(grid, False)
+    assert layout is not None and layout[0] == 5
+
+
+def test_gap_cells_and_pixels() -> None:
+    grid = g("110220 110220 000000 330000")
+    cells = partition.gap_cells(grid)
+    assert [[c for c in row] for row in cells] == [[g("11 11"), g("22 22")], [g("33"), g("00")]]
+    assert partition.gap_pixels(grid) == g("12 30")
+    with pytest.raises(ValueError):
+        partition.gap_cells(g("11 11"))
+
+
+def test_key_recolour_up_and_down() -> None:
+    key = g("12 34")
+    mask = g("5050 0500 5005 0550")
+    assert partition.key_recolour(key, mask, 0, "up") == g("1020 0100 3004 0340")
+    big = g("550000 550000 000055 000055")
+    assert partition.key_recolour(key, big, 0, "down") == g("10 04")
+    with pytest.raises(ValueError):
+        partition.key_recolour(key, g("555"), 0, "up")
+
+
+def test_key_recolour_down_majority() -> None:
+    key = g("12 34")
+    mask = g("5500 5500 0055 0005")
+    assert partition.key_recolour(key, mask, 0, "down") == g("10 04")
+
+
+def test_key_and_mask_corners() -> None:
+    grid = g("2000003 1111111 0100010 0105010 0100010 1111111 4000006")
+    key, mask, bg = partition.key_and_mask(grid, "corners")
+    assert key == g("23 46") and mask == g("000 050 000") and bg == 0
+
+
+def test_cells_from_selected() -> None:
+    # 2×2 layout of 2×2 cells; the cell with fewest pixels tells which cell to fill with which colour
+    grid = g("12510 34503 55555 12512 34534")
+    out = partition.cells_from_selected(grid, "fewest_fg")
+    assert out == g("11500 11500 55555 00533 00533")
+
+
+def test_move_marked_cell() -> None:
+    grid = g("40512 00536 55555 00500 00500")
+    assert partition.move_marked_cell(grid, 4) == g("40500 00500 55555 00500 00500")
+    grid = g("04512 00536 55555 00500 00500")
+    assert partition.move_marked_cell(grid, 4) == g("00504 00500 55555 00500 00500")
+    with pytest.raises(ValueError):
+        partition.move_marked_cell(grid, 7)
+
+
+def test_complete_from_template_in_separator_colour() -> None:
+    grid = g("11801 01810 88888 00800 00810")
+    assert partition.complete_from_template(grid, ("most_fg", -1)) == g("11881 01818 88888 88888 08818")
+
+
+def test_role_fill_learned_leave_one_out() -> None:
+    a = g("00500500 00500500 55555555 00500500")
+    a_out = g("11500500 11500500 55555555 00500533")
+    b = g("0505050 5555555 0505050")
+    b_out = g("1505050 5555555 0505053")
+    table = partition.learn_role_fill(((a, a_out), (b, b_out)))
+    assert table is not None and table[(0, 0)] == 1 and table[(1, 1)] == 3
+    c = g("0505050505")
+    assert partition.apply_role_fill(g("0500 5555 0500"), table) == g("1500 5555 0533")
+    assert partition.learn_role_fill(((c, c),)) is None
+
+
+def test_cell_transforms() -> None:
+    i = g("12500 34500")
+    o = g("12521 34543")
+    names = partition.learn_cell_transforms(((i, o),))
+    assert names == (("identity", "flip_h"),)
+    assert partition.apply_cell_transforms(g("78500 90500"), names) == g("78587 90509")
+
+
+def test_overlay_corner_windows() -> None:
+    grid = g("1000002 0000000 0000000 3000004")
+    assert partition.overlay_corner_windows(grid, (2, 3)) == ((1, 0, 2), (3, 0, 4))
+    with pytest.raises(ValueError):
+        partition.overlay_corner_windows(grid, (1, 1))
+
+
+def test_stripes_lines_histogram() -> None:
+    assert partition.stripe_sequence(g("1122333 1112233 1122233")) == g("123")
+    assert partition.stripe_sequence(g("111 222 233")) == ((1,), (2,), (3,))
+    grid = g("0000 2222 0000 3330")
+    assert partition.line_colours_square(grid) == g("22 33")
+    hist = partition.largest_objects_histogram(g("1003 1003 0200"))
+    assert hist == g("13 13")
+
+
+def test_pixels_in_order_snake() -> None:
+    grid = g("0100 3000 0002 0040")
+    assert partition.pixels_in_order(grid, ("col", True, 2, 2)) == g("31 24")
+    with pytest.raises(ValueError):
+        partition.pixels_in_order(grid, ("col", False, 1, 1))
+
+
+def test_counting_layouts() -> None:
+    assert partition.copies_by_count(g("10 00")) == g("100000 000000 000000 000000 000000 000000")
+    with pytest.raises(ValueError):
+        partition.copies_by_count(g("11 10"))
+    assert partition.staircase_rows(g("110000")) == g("110000 111000 111100")
+    assert partition.staircase_around(g("000 100 000"), (3, 1)) == g("330 100 000")
+    assert partition.diagonals_by_colours(g("10")) == g("01 10")
+    assert partition.noisiest_region_colour(g("1111 1911 2222 2292 2922")) == ((2,),)
+
+
+def test_scale_into_frame() -> None:
+    grid = g("0000000 0222200 0200200 0200200 0222200 0000000 3000000")
+    assert partition.scale_into_frame(grid) == g("2222 2332 2332 2222")
+
+
+def test_rescale_majority() -> None:
+    assert partition.rescale_majority(g("0000 0102 0000 0304"), (2, 2)) == g("1122 1122 3344 3344")
+
+
+@pytest.mark.parametrize(
+    "grid", [g("5"), g("55 55"), tuple(tuple((r * 30 + c) % 10 for c in range(30)) for r in range(30))]
+)
+def test_edge_grids_give_no_output_or_a_valid_grid(grid: Grid) -> None:
+    pairs = ((g("12 34"), g("1")), (g("21 43"), g("2")))
+    for cand in CANDIDATES:
+        if not cand.cid.startswith("part_"):
+            continue
+        try:
+            out = cand.fn(Context("t", pairs, grid), grid)
+        except (ValueError, NotLearned):
+            continue
+        assert 1 <= len(out) <= 30 and all(1 <= len(row) <= 30 for row in out)
