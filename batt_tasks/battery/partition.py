@@ -773,6 +773,119 @@ def scale_into_frame(grid: Grid) -> Grid:
     return tuple(box[0:1]) + tuple((row[0], *inner[k], row[-1]) for k, row in enumerate(box[1:-1])) + tuple(box[-1:])
 
 
+def keep_middle_line(grid: Grid, axis: str) -> Grid:
+    """Only the middle column (``v``) or row (``h``) of a grid with an odd width (height) is kept."""
+    h, w = shape(grid)
+    bg = background(grid)
+    if axis == "v":
+        if w % 2 == 0 or w < 3:
+            raise ValueError("no middle column")
+        return tuple(tuple(v if c == w // 2 else bg for c, v in enumerate(row)) for row in grid)
+    if h % 2 == 0 or h < 3:
+        raise ValueError("no middle row")
+    return tuple(row if r == h // 2 else (bg,) * w for r, row in enumerate(grid))
+
+
+def crop_colour_padded(grid: Grid, option: tuple[int, int, int]) -> Grid:
+    """The bounding box of one colour grown by ``dy`` rows and ``dx`` columns on each side."""
+    colour, dy, dx = option
+    box = dsl.bbox(tuple(tuple(int(v == colour) for v in row) for row in grid), 0)
+    if box is None:
+        raise ValueError("colour absent")
+    top, left, bottom, right = box
+    h, w = shape(grid)
+    if top - dy < 0 or left - dx < 0 or bottom + dy >= h or right + dx >= w:
+        raise ValueError("outside the grid")
+    return dsl.crop(grid, top - dy, left - dx, bottom + dy, right + dx)
+
+
+def _padded_options(ctx: Context) -> list[tuple[int, int, int]]:
+    colours = sorted({v for i, _ in ctx.S for row in i for v in row})
+    return [(c, dy, dx) for dy in range(3) for dx in range(3) if dy or dx for c in colours]
+
+
+def fractal_of_shrunk_content(grid: Grid, factor: int) -> Grid:
+    """The content's bounding box shrunk by ``factor`` (blocks of one colour), then expanded self-similarly:
+    each foreground cell of the small pattern becomes a copy of it."""
+    content = dsl.crop_to_content(grid)
+    bg = background(grid)
+    h, w = shape(content)
+    if h % factor or w % factor:
+        raise ValueError("does not divide")
+    small = tuple(
+        tuple(_majority(tuple(row[c : c + factor] for row in content[r : r + factor]), bg) for c in range(0, w, factor))
+        for r in range(0, h, factor)
+    )
+    sh, sw = shape(small)
+    if sh * sh > dsl.MAX_SIDE or sw * sw > dsl.MAX_SIDE:
+        raise ValueError("too large")
+    empty = tuple((bg,) * sw for _ in range(sh))
+    blocks = [[small if v != bg else empty for v in row] for row in small]
+    return tuple(tuple(v for b in brow for v in b[r]) for brow in blocks for r in range(sh))
+
+
+def shrink_object_in_noise_colour(grid: Grid) -> Grid:
+    """The largest one-colour object (its bounding box) shrunk to the output's scale — blocks of the object are
+    whole — and painted in the other foreground colour (the scattered noise)."""
+    bg = background(grid)
+    objs = objects(grid, True, False)
+    if not objs:
+        raise ValueError("no objects")
+    big = max(objs, key=lambda o: (o.size, -o.box[0], -o.box[1]))
+    top, left, bottom, right = big.box
+    box = tuple(tuple(int(v == big.colour) for v in row[left : right + 1]) for row in grid[top : bottom + 1])
+    others = {v for row in grid for v in row} - {bg, big.colour}
+    if len(others) != 1:
+        raise ValueError("not one noise colour")
+    paint = others.pop()
+    h, w = shape(box)
+    # the block size: the shortest run of equal cells along rows and columns
+    runs = []
+    for line in (*box, *dsl.transpose(box)):
+        start = 0
+        for k in range(1, len(line) + 1):
+            if k == len(line) or line[k] != line[start]:
+                runs.append(k - start)
+                start = k
+    f = min(runs)
+    if f < 2 or h % f or w % f:
+        raise ValueError("no block size")
+    small = tuple(tuple(box[r][c] for c in range(0, w, f)) for r in range(0, h, f))
+    if dsl.upscale(small, f) != box:
+        raise ValueError("not made of blocks")
+    return tuple(tuple(paint if v else bg for v in row) for row in small)
+
+
+def overlay_on_anchor(grid: Grid, option: tuple[int, int, int]) -> Grid:
+    """Every object (8-wise, any colours) holding one cell of the anchor colour, cut to an ``h``×``w`` window
+    centred on that cell, overlaid into one ``h``×``w`` grid."""
+    anchor, oh, ow = option
+    if oh % 2 == 0 or ow % 2 == 0:
+        raise ValueError("even window")
+    bg = background(grid)
+    h, w = shape(grid)
+    points = [(r, c) for r, row in enumerate(grid) for c, v in enumerate(row) if v == anchor]
+    if not 2 <= len(points) <= 12:
+        raise ValueError("anchors")
+    out = [[bg] * ow for _ in range(oh)]
+    for r, c in points:
+        for dr in range(oh):
+            for dc in range(ow):
+                rr, cc = r - oh // 2 + dr, c - ow // 2 + dc
+                if 0 <= rr < h and 0 <= cc < w and grid[rr][cc] != bg:
+                    if out[dr][dc] not in (bg, grid[rr][cc]):
+                        raise ValueError("windows clash")
+                    out[dr][dc] = grid[rr][cc]
+    return tuple(tuple(row) for row in out)
+
+
+def _anchor_options(ctx: Context) -> list[tuple[int, int, int]]:
+    size = learn.learn_output_shape(ctx.S)
+    if size is None:
+        return []
+    return [(c, *size) for c in range(10)]
+
+
 # ---------------------------------------------------------------------------------------------
 # the registry
 
@@ -839,3 +952,12 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_staircase_around_learned", _fitted("part_stairs", lambda ctx: pairs, staircase_around))
     reg.add("part_diagonals_by_colours", _plain(diagonals_by_colours))
     reg.add("part_scale_into_frame", _plain(scale_into_frame))
+    reg.add("part_keep_middle_column", _plain(lambda g: keep_middle_line(g, "v")))
+    reg.add("part_keep_middle_row", _plain(lambda g: keep_middle_line(g, "h")))
+    reg.add("part_crop_colour_padded_learned", _fitted("part_crop_pad", _padded_options, crop_colour_padded))
+    reg.add(
+        "part_fractal∘shrink_learned∘crop_content",
+        _fitted("part_fractal_shrink", lambda ctx: (2, 3, 4), fractal_of_shrunk_content),
+    )
+    reg.add("part_shrink_object_in_noise_colour", _plain(shrink_object_in_noise_colour))
+    reg.add("part_overlay_on_anchor_learned", _fitted("part_anchor", _anchor_options, overlay_on_anchor))
