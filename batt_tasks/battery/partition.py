@@ -825,16 +825,16 @@ def fractal_of_shrunk_content(grid: Grid, factor: int) -> Grid:
 
 
 def shrink_object_in_noise_colour(grid: Grid) -> Grid:
-    """The largest one-colour object (its bounding box) shrunk to the output's scale — blocks of the object are
-    whole — and painted in the other foreground colour (the scattered noise)."""
+    """The most common foreground colour's bounding box, made of square blocks, shrunk to one cell per block and
+    painted in the other foreground colour (the scattered noise)."""
     bg = background(grid)
-    objs = objects(grid, True, False)
-    if not objs:
-        raise ValueError("no objects")
-    big = max(objs, key=lambda o: (o.size, -o.box[0], -o.box[1]))
-    top, left, bottom, right = big.box
-    box = tuple(tuple(int(v == big.colour) for v in row[left : right + 1]) for row in grid[top : bottom + 1])
-    others = {v for row in grid for v in row} - {bg, big.colour}
+    counts = dsl.colour_counts(grid)
+    counts.pop(bg, None)
+    if len(counts) != 2:
+        raise ValueError("not two foreground colours")
+    main = min(counts, key=lambda k: (-counts[k], k))
+    box = dsl.crop_to_content(tuple(tuple(int(v == main) for v in row) for row in grid), 0)
+    others = set(counts) - {main}
     if len(others) != 1:
         raise ValueError("not one noise colour")
     paint = others.pop()
