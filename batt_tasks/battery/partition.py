@@ -886,6 +886,65 @@ def _anchor_options(ctx: Context) -> list[tuple[int, int, int]]:
     return [(c, *size) for c in range(10)]
 
 
+def assemble_corners(grid: Grid) -> Grid:
+    """Four same-sized pieces, each missing one corner of its box, put together: a piece goes to the quadrant
+    opposite its missing corner (a piece missing its bottom-right corner is the top-left quadrant)."""
+    bg = background(grid)
+    objs = objects(grid, True, True)
+    if len(objs) != 4 or len({(o.height, o.width) for o in objs}) != 1:
+        raise ValueError("not four equal pieces")
+    h, w = objs[0].height, objs[0].width
+    if 2 * h > dsl.MAX_SIDE or 2 * w > dsl.MAX_SIDE:
+        raise ValueError("too large")
+    out = [[bg] * (2 * w) for _ in range(2 * h)]
+    used = set()
+    for obj in objs:
+        piece = obj.as_grid(bg)
+        missing = [(a, b) for a in (0, 1) for b in (0, 1) if piece[a * (h - 1)][b * (w - 1)] == bg]
+        if len(missing) != 1:
+            raise ValueError("not one corner missing")
+        qa, qb = 1 - missing[0][0], 1 - missing[0][1]
+        if (qa, qb) in used:
+            raise ValueError("two pieces for one quadrant")
+        used.add((qa, qb))
+        for r, row in enumerate(piece):
+            out[qa * h + r][qb * w : (qb + 1) * w] = row
+    return tuple(tuple(row) for row in out)
+
+
+def bounce(grid: Grid, option: tuple[str, int]) -> Grid:
+    """The grid reflected back and forth along ``axis`` without repeating its edge rows (columns): ``k``×(n-1)+1
+    rows (columns) in all."""
+    axis, k = option
+    g = grid if axis == "v" else dsl.transpose(grid)
+    n = len(g)
+    if n < 2 or k * (n - 1) + 1 > dsl.MAX_SIDE:
+        raise ValueError("too large")
+    period = 2 * (n - 1)
+    rows = tuple(g[min(t % period, period - t % period)] for t in range(k * (n - 1) + 1))
+    return rows if axis == "v" else dsl.transpose(rows)
+
+
+def nested_corners_extend(grid: Grid, size: tuple[int, int]) -> Grid:
+    """A square pattern whose colour depends only on max(row, column) (nested L shapes from the top-left),
+    continued periodically to ``size``."""
+    pattern = dsl.crop_to_content(grid)
+    n = len(pattern)
+    if shape(pattern) != (n, n) or n < 2:
+        raise ValueError("not square")
+    seq = [pattern[k][k] for k in range(n)]
+    if any(pattern[r][c] != seq[max(r, c)] for r in range(n) for c in range(n)):
+        raise ValueError("not nested corners")
+    oh, ow = size
+    return tuple(tuple(seq[max(r, c) % n] for c in range(ow)) for r in range(oh))
+
+
+def nested_corners_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`nested_corners_extend` to the output shape the train pairs' shape rule gives."""
+    rule = ctx.need("shape_rule", lambda: learn.learn_shape_rule(ctx.S))
+    return nested_corners_extend(grid, learn.apply_shape_rule(rule, grid))
+
+
 # ---------------------------------------------------------------------------------------------
 # the registry
 
@@ -961,3 +1020,7 @@ def add_partition_families(reg: Registry) -> None:
     )
     reg.add("part_shrink_object_in_noise_colour", _plain(shrink_object_in_noise_colour))
     reg.add("part_overlay_on_anchor_learned", _fitted("part_anchor", _anchor_options, overlay_on_anchor))
+    reg.add("part_assemble_corners", _plain(assemble_corners))
+    bounces = [(axis, k) for axis in ("v", "h") for k in range(2, 7)]
+    reg.add("part_bounce_learned", _fitted("part_bounce", lambda ctx: bounces, bounce))
+    reg.add("part_nested_corners_extend_learned", nested_corners_learned)
