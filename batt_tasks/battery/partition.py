@@ -926,14 +926,16 @@ def bounce(grid: Grid, option: tuple[str, int]) -> Grid:
 
 
 def nested_corners_extend(grid: Grid, size: tuple[int, int]) -> Grid:
-    """A square pattern whose colour depends only on max(row, column) (nested L shapes from the top-left),
-    continued periodically to ``size``."""
-    pattern = dsl.crop_to_content(grid)
-    n = len(pattern)
-    if shape(pattern) != (n, n) or n < 2:
-        raise ValueError("not square")
-    seq = [pattern[k][k] for k in range(n)]
-    if any(pattern[r][c] != seq[max(r, c)] for r in range(n) for c in range(n)):
+    """A square pattern (the grid, else its content) whose colour depends only on max(row, column) (nested L
+    shapes from the top-left), continued periodically to ``size``."""
+    for pattern in (grid, dsl.crop_to_content(grid)):
+        n = len(pattern)
+        if shape(pattern) != (n, n) or n < 2:
+            continue
+        seq = [pattern[k][k] for k in range(n)]
+        if all(pattern[r][c] == seq[max(r, c)] for r in range(n) for c in range(n)):
+            break
+    else:
         raise ValueError("not nested corners")
     oh, ow = size
     return tuple(tuple(seq[max(r, c) % n] for c in range(ow)) for r in range(oh))
