@@ -800,6 +800,8 @@ def crop_colour_padded(grid: Grid, option: tuple[int, int, int]) -> Grid:
 
 
 def _padded_options(ctx: Context) -> list[tuple[int, int, int]]:
+    if any(shape(o)[0] > shape(i)[0] or shape(o)[1] > shape(i)[1] or shape(o) == shape(i) for i, o in ctx.S):
+        return []
     colours = sorted({v for i, _ in ctx.S for row in i for v in row})
     return [(c, dy, dx) for dy in range(3) for dx in range(3) if dy or dx for c in colours]
 
@@ -960,6 +962,11 @@ def _fitted(key: str, options: Callable[[Context], Iterable[Any]], apply: Callab
     return run
 
 
+def _new_colour_pairs(ctx: Context) -> list[tuple[int, int]]:
+    colours = learn.new_colours(ctx.S)
+    return [(a, b) for a in colours for b in colours if a != b]
+
+
 def _template_options(ctx: Context) -> list[tuple[str, int]]:
     colours = [-1, *learn.new_colours(ctx.S)]
     return [(pick, colour) for pick in ("most_fg", "first_nonempty") for colour in colours]
@@ -1009,8 +1016,7 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_noisiest_region_colour", _plain(noisiest_region_colour))
     reg.add("part_copies_by_count", _plain(copies_by_count))
     reg.add("part_staircase_rows", _plain(staircase_rows))
-    pairs = [(a, b) for a in range(10) for b in range(10) if a != b]
-    reg.add("part_staircase_around_learned", _fitted("part_stairs", lambda ctx: pairs, staircase_around))
+    reg.add("part_staircase_around_learned", _fitted("part_stairs", _new_colour_pairs, staircase_around))
     reg.add("part_diagonals_by_colours", _plain(diagonals_by_colours))
     reg.add("part_scale_into_frame", _plain(scale_into_frame))
     reg.add("part_keep_middle_column", _plain(lambda g: keep_middle_line(g, "v")))

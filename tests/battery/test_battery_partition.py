@@ -170,3 +170,38 @@ def test_edge_grids_give_no_output_or_a_valid_grid(grid: Grid) -> None:
         except (ValueError, NotLearned):
             continue
         assert 1 <= len(out) <= 30 and all(1 <= len(row) <= 30 for row in out)
+
+
+def test_middle_line_and_padded_crop() -> None:
+    assert partition.keep_middle_line(g("102 050 370"), "v") == g("000 050 070")
+    assert partition.keep_middle_line(g("102 050 370"), "h") == g("000 050 000")
+    with pytest.raises(ValueError):
+        partition.keep_middle_line(g("12 34"), "v")
+    grid = g("00000 08080 05050 05050 08080 00000")
+    assert partition.crop_colour_padded(grid, (5, 1, 0)) == g("808 505 505 808")
+    with pytest.raises(ValueError):
+        partition.crop_colour_padded(grid, (5, 3, 0))
+
+
+def test_fractal_of_shrunk_content_and_noise_shrink() -> None:
+    grid = g("000000 110000 110000 001100 001100 000000")
+    assert partition.fractal_of_shrunk_content(grid, 2) == g("1000 0100 0010 0001")
+    noisy = g("0000002 0660000 0660000 0006600 2006600 0000000")
+    assert partition.shrink_object_in_noise_colour(noisy) == g("20 02")
+
+
+def test_overlay_on_anchor() -> None:
+    grid = g("00000000 01500000 00000000 00000530 00000000")
+    out = partition.overlay_on_anchor(grid, (5, 3, 3))
+    assert out == g("000 153 000")
+
+
+def test_assemble_bounce_nested() -> None:
+    grid = g("000000 011000 010000 000000 000330 000030")
+    pieces = g("0000000 0110000 0100022 0000002 0400000 0440003 0000033")
+    assert partition.assemble_corners(pieces) == g("1122 1002 4003 4433")
+    with pytest.raises(ValueError):
+        partition.assemble_corners(grid)
+    assert partition.bounce(g("1 2 3"), ("v", 2)) == g("1 2 3 2 1")
+    assert partition.bounce(g("12"), ("h", 3)) == g("1212")
+    assert partition.nested_corners_extend(g("12 22"), (3, 3)) == g("121 221 111")
