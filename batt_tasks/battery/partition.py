@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from batt_tasks.battery import dsl, learn
+from batt_tasks.battery import dsl, learn, rules
 from batt_tasks.battery.dsl import Grid, background, shape
 from batt_tasks.battery.learn import Context, NotLearned
 from batt_tasks.battery.objects import objects
@@ -949,6 +949,15 @@ def nested_corners_learned(ctx: Context, grid: Grid) -> Grid:
     return nested_corners_extend(grid, learn.apply_shape_rule(rule, grid))
 
 
+def kronecker_halves_any(grid: Grid) -> Grid:
+    """:func:`rules.kronecker_halves` along whichever axis splits off a one-colour mask half (side by side
+    first, then stacked)."""
+    try:
+        return rules.kronecker_halves(grid, "h")
+    except ValueError:
+        return rules.kronecker_halves(grid, "v")
+
+
 # ---------------------------------------------------------------------------------------------
 # the registry
 
@@ -1032,3 +1041,4 @@ def add_partition_families(reg: Registry) -> None:
     bounces = [(axis, k) for axis in ("v", "h") for k in range(2, 7)]
     reg.add("part_bounce_learned", _fitted("part_bounce", lambda ctx: bounces, bounce))
     reg.add("part_nested_corners_extend_learned", nested_corners_learned)
+    reg.add("part_kronecker_halves_either_axis", _plain(kronecker_halves_any))
