@@ -959,6 +959,166 @@ def kronecker_halves_any(grid: Grid) -> Grid:
 
 
 # ---------------------------------------------------------------------------------------------
+# many parts: selection, boolean combination, overlay by colour priority
+
+PART_SPLITS = ("sep", "sep_unequal", "gaps", "h2", "v2", "h3", "v3", "h4", "v4")
+
+
+def parts_of(grid: Grid, how: str) -> list[Grid]:
+    """The grid's parts: separator cells (equal or not), blocks between empty lines, or ``n`` equal slices along
+    an axis (``h3``: three side by side); at least two parts, all one shape unless ``sep_unequal``/``gaps``."""
+    if how in ("sep", "sep_unequal"):
+        parts = [c for row in sep_cells(grid, how == "sep")[1] for c in row]
+    elif how == "gaps":
+        parts = [c for row in gap_cells(grid) for c in row]
+    else:
+        parts = list(dsl.split_parts(grid, how[0], int(how[1])))
+    if len(parts) < 2:
+        raise ValueError("one part")
+    return parts
+
+
+def _parts_bg(grid: Grid, how: str) -> int:
+    """The background inside the parts (separator cells may have a background other than the grid's)."""
+    layout = sep_layout(grid, how == "sep") if how in ("sep", "sep_unequal") else None
+    return background(grid) if layout is None else _cell_bg(grid, layout)
+
+
+def _same_shape_parts(grid: Grid, how: str) -> list[Grid]:
+    parts = parts_of(grid, how)
+    if len({shape(p) for p in parts}) != 1:
+        raise ValueError("parts differ in shape")
+    return parts
+
+
+def _splits_to_output(S: tuple[learn.Pair, ...]) -> list[str]:
+    """The splits whose parts have the output's shape in every pair."""
+    found = []
+    for how in PART_SPLITS:
+        try:
+            if all(shape(_same_shape_parts(i, how)[0]) == shape(o) for i, o in S):
+                found.append(how)
+        except ValueError:
+            continue
+    return found
+
+
+PART_OPS: dict[str, Callable[[int, int], bool]] = {  # (set parts, all parts) -> cell is set
+    "and": lambda k, n: k == n,
+    "or": lambda k, n: k > 0,
+    "odd": lambda k, n: k % 2 == 1,
+    "one": lambda k, n: k == 1,
+    "none": lambda k, n: k == 0,
+    "not_all": lambda k, n: 0 < k < n,
+}
+
+
+def combine_parts(grid: Grid, option: tuple[str, str, int]) -> Grid:
+    """The parts' foreground masks combined cell-wise by ``op`` (on how many parts are set there), painted in
+    ``colour`` on the background."""
+    how, op, colour = option
+    parts = _same_shape_parts(grid, how)
+    bg = _parts_bg(grid, how)
+    n = len(parts)
+    fn = PART_OPS[op]
+    h, w = shape(parts[0])
+    return tuple(tuple(colour if fn(sum(p[r][c] != bg for p in parts), n) else bg for c in range(w)) for r in range(h))
+
+
+def _combine_options(ctx: Context) -> list[tuple[str, str, int]]:
+    splits = _splits_to_output(ctx.S)
+    colours = learn.output_colours(ctx.S)
+    return [(how, op, c) for how in splits for op in PART_OPS for c in colours]
+
+
+def learn_priority(S: tuple[learn.Pair, ...], how: str) -> tuple[int, ...] | None:
+    """A colour order (strongest first) such that each output cell shows the strongest colour among the parts'
+    cells there (background where no part has a colour), consistent over every pair; None when there is none."""
+    beats: set[tuple[int, int]] = set()
+    colours: set[int] = set()
+    for i, o in S:
+        try:
+            parts = _same_shape_parts(i, how)
+        except ValueError:
+            return None
+        if shape(parts[0]) != shape(o):
+            return None
+        bg = _parts_bg(i, how)
+        for r, row in enumerate(o):
+            for c, v in enumerate(row):
+                present = {p[r][c] for p in parts} - {bg}
+                if not present:
+                    if v != bg:
+                        return None
+                    continue
+                if v not in present:
+                    return None
+                colours |= present
+                beats.update((v, x) for x in present if x != v)
+    if not beats or any((b, a) in beats for a, b in beats):
+        return None
+    order = sorted(colours, key=lambda k: (-sum(1 for x in colours if (k, x) in beats), k))
+    # the order must honour every observed precedence
+    rank = {k: n for n, k in enumerate(order)}
+    if any(rank[a] > rank[b] for a, b in beats):
+        return None
+    return tuple(order)
+
+
+def overlay_by_priority(grid: Grid, how: str, order: tuple[int, ...]) -> Grid:
+    """The parts overlaid, each cell showing the strongest of the parts' colours there (``order``)."""
+    parts = _same_shape_parts(grid, how)
+    bg = _parts_bg(grid, how)
+    rank = {k: n for n, k in enumerate(order)}
+    h, w = shape(parts[0])
+    out = []
+    for r in range(h):
+        row = []
+        for c in range(w):
+            present = {p[r][c] for p in parts} - {bg}
+            if any(x not in rank for x in present):
+                raise NotLearned("unranked colour")
+            row.append(min(present, key=lambda x: rank[x]) if present else bg)
+        out.append(tuple(row))
+    return tuple(out)
+
+
+def overlay_priority_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`overlay_by_priority` with the first split whose colour order explains every train pair."""
+
+    def learn_choice() -> tuple[str, tuple[int, ...]] | None:
+        for how in _splits_to_output(ctx.S):
+            order = learn_priority(ctx.S, how)
+            if order is not None:
+                return how, order
+        return None
+
+    how, order = ctx.need("part_priority", learn_choice)
+    return overlay_by_priority(grid, how, order)
+
+
+PART_PICKS: dict[str, Callable[[list[Grid], int], int]] = {
+    **CELL_PICKS,
+    "unique_colours": lambda parts, bg: _lone_index([tuple(sorted(set(dsl.palette(p)) - {bg})) for p in parts]),
+    "unique_fg_count": lambda parts, bg: _lone_index([_fg(p, bg) for p in parts]),
+    "only_symmetric": lambda parts, bg: _lone_index([p == dsl.flip_h(p) or p == dsl.flip_v(p) for p in parts]),
+}
+
+
+def select_part(grid: Grid, option: tuple[str, str]) -> Grid:
+    """The part (of split ``how``) that ``pick`` chooses."""
+    how, pick = option
+    parts = parts_of(grid, how)
+    return parts[PART_PICKS[pick](parts, _parts_bg(grid, how))]
+
+
+def _select_options(ctx: Context) -> list[tuple[str, str]]:
+    if any(shape(o)[0] >= shape(i)[0] and shape(o)[1] >= shape(i)[1] for i, o in ctx.S):
+        return []
+    return [(how, pick) for how in PART_SPLITS for pick in PART_PICKS]
+
+
+# ---------------------------------------------------------------------------------------------
 # the registry
 
 
@@ -1042,3 +1202,6 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_bounce_learned", _fitted("part_bounce", lambda ctx: bounces, bounce))
     reg.add("part_nested_corners_extend_learned", nested_corners_learned)
     reg.add("part_kronecker_halves_either_axis", _plain(kronecker_halves_any))
+    reg.add("part_combine_parts_learned", _fitted("part_combine", _combine_options, combine_parts))
+    reg.add("part_overlay_parts_by_priority_learned", overlay_priority_learned)
+    reg.add("part_select_part_learned", _fitted("part_select", _select_options, select_part))
