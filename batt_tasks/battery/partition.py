@@ -1055,13 +1055,17 @@ def learn_priority(S: tuple[learn.Pair, ...], how: str) -> tuple[int, ...] | Non
                     return None
                 colours |= present
                 beats.update((v, x) for x in present if x != v)
-    if not beats or any((b, a) in beats for a, b in beats):
+    if not beats:
         return None
-    order = sorted(colours, key=lambda k: (-sum(1 for x in colours if (k, x) in beats), k))
-    # the order must honour every observed precedence
-    rank = {k: n for n, k in enumerate(order)}
-    if any(rank[a] > rank[b] for a, b in beats):
-        return None
+    # a topological order of the precedences (smaller colour first among the free ones); None on a cycle
+    order: list[int] = []
+    left = set(colours)
+    while left:
+        free = sorted(k for k in left if not any((x, k) in beats for x in left if x != k))
+        if not free:
+            return None
+        order.append(free[0])
+        left.remove(free[0])
     return tuple(order)
 
 
@@ -1116,6 +1120,105 @@ def _select_options(ctx: Context) -> list[tuple[str, str]]:
     if any(shape(o)[0] >= shape(i)[0] and shape(o)[1] >= shape(i)[1] for i, o in ctx.S):
         return []
     return [(how, pick) for how in PART_SPLITS for pick in PART_PICKS]
+
+
+# ---------------------------------------------------------------------------------------------
+# cells rewritten by a learned per-cell rule
+
+CELL_KEYS: dict[str, Callable[[Grid, list[Grid], int], object]] = {
+    "colours": lambda cell, cells, bg: tuple(sorted(set(dsl.palette(cell)) - {bg})),
+    "fg_rank": lambda cell, cells, bg: sorted({_fg(c, bg) for c in cells}, reverse=True).index(_fg(cell, bg)),
+    "fg_rank_asc": lambda cell, cells, bg: sorted({_fg(c, bg) for c in cells}).index(_fg(cell, bg)),
+    "mask": lambda cell, cells, bg: _cell_key(cell, bg),
+}
+
+#: what happens to a cell: ("keep",), ("clear",), ("solid", colour), ("solid_majority",), ("recolour", colour)
+Action = tuple[Any, ...]
+
+
+def _cell_action(before: Grid, after: Grid, bg: int) -> list[Action]:
+    """Every action that turns ``before`` into ``after`` (most specific first)."""
+    found: list[Action] = []
+    if after == before:
+        found.append(("keep",))
+    colours = {v for row in after for v in row}
+    if colours == {bg}:
+        found.append(("clear",))
+    if len(colours) == 1:
+        found.append(("solid", next(iter(colours))))
+        if next(iter(colours)) == _majority(before, bg) != bg:
+            found.append(("solid_majority",))
+    fg_after = {v for row in after for v in row} - {bg}
+    if len(fg_after) == 1 and _cell_key(before, bg) == _cell_key(after, bg):
+        found.append(("recolour", next(iter(fg_after))))
+    return found
+
+
+def _do_action(cell: Grid, action: Action, bg: int) -> Grid:
+    kind = action[0]
+    if kind == "keep":
+        return cell
+    if kind == "clear":
+        return tuple((bg,) * len(cell[0]) for _ in cell)
+    if kind in ("solid", "solid_majority"):
+        colour = action[1] if kind == "solid" else _majority(cell, bg)
+        return tuple((colour,) * len(cell[0]) for _ in cell)
+    return tuple(tuple(action[1] if v != bg else bg for v in row) for row in cell)
+
+
+def learn_cell_rule(S: tuple[learn.Pair, ...], name: str) -> dict[object, Action] | None:
+    """A table (cell key ``name`` → action) over the separator cells, the same layout in input and output."""
+    if not S:
+        return None
+    options: dict[object, list[Action]] = {}
+    for i, o in S:
+        if shape(i) != shape(o):
+            return None
+        layout = sep_layout(i, False)
+        if layout is None:
+            return None
+        bg = _cell_bg(i, layout)
+        ins = [c for row in layout_cells(i, layout) for c in row]
+        outs = [c for row in layout_cells(o, layout) for c in row]
+        for ci, co in zip(ins, outs, strict=True):
+            key = CELL_KEYS[name](ci, ins, bg)
+            acts = _cell_action(ci, co, bg)
+            prev = options.get(key)
+            options[key] = acts if prev is None else [a for a in prev if a in acts]
+            if not options[key]:
+                return None
+    table = {k: v[0] for k, v in options.items()}
+    if all(a == ("keep",) for a in table.values()):
+        return None
+    return table
+
+
+def apply_cell_rule(grid: Grid, name: str, table: dict[object, Action]) -> Grid:
+    """Rewrite every separator cell by the learned action for its key."""
+    layout, cells = sep_cells(grid, False)
+    bg = _cell_bg(grid, layout)
+    flat = [c for row in cells for c in row]
+    out = []
+    for row in cells:
+        new = []
+        for cell in row:
+            key = CELL_KEYS[name](cell, flat, bg)
+            if key not in table:
+                raise NotLearned("unseen cell key")
+            new.append(_do_action(cell, table[key], bg))
+        out.append(new)
+    return paste_cells(grid, layout, out)
+
+
+def cell_rule_learned(name: str) -> CandidateFn:
+    """Each separator cell kept, cleared, filled or recoloured as a (cell key → action) table learned
+    leave-one-out says."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        table = ctx.need(("part_cell_rule", name), lambda: learn_cell_rule(ctx.loo(), name))
+        return apply_cell_rule(grid, name, table)
+
+    return run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1205,3 +1308,5 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_combine_parts_learned", _fitted("part_combine", _combine_options, combine_parts))
     reg.add("part_overlay_parts_by_priority_learned", overlay_priority_learned)
     reg.add("part_select_part_learned", _fitted("part_select", _select_options, select_part))
+    for name in CELL_KEYS:
+        reg.add(f"part_cell_rule_by_{name}_learned", cell_rule_learned(name))

@@ -205,3 +205,50 @@ def test_assemble_bounce_nested() -> None:
     assert partition.bounce(g("1 2 3"), ("v", 2)) == g("1 2 3 2 1")
     assert partition.bounce(g("12"), ("h", 3)) == g("1212")
     assert partition.nested_corners_extend(g("12 22"), (3, 3)) == g("121 221 111")
+
+
+def test_parts_of_splits() -> None:
+    grid = g("10501 01500 55555 10500 00501")
+    assert partition.parts_of(grid, "sep") == [g("10 01"), g("01 00"), g("10 00"), g("00 01")]
+    assert partition.parts_of(g("1234"), "h2") == [g("12"), g("34")]
+    with pytest.raises(ValueError):
+        partition.parts_of(g("123"), "h2")
+
+
+def test_combine_parts_counts_set_parts() -> None:
+    grid = g("100 110 011 000")  # four 1×3 slices stacked (v4)
+    assert partition.combine_parts(grid, ("v4", "or", 7)) == g("777")
+    assert partition.combine_parts(grid, ("v4", "and", 7)) == g("000")
+    assert partition.combine_parts(grid, ("v4", "odd", 7)) == g("007")
+    assert partition.combine_parts(grid, ("v4", "not_all", 7)) == g("777")
+    assert partition.combine_parts(g("10 01"), ("v2", "none", 3)) == g("00")
+
+
+def test_overlay_by_learned_priority() -> None:
+    # three stacked 1×3 parts; 2 beats 1 beats 3
+    pairs = (
+        (g("120 013 300"), g("123")),
+        (g("103 210 030"), g("213")),
+    )
+    order = partition.learn_priority(pairs, "v3")
+    assert order is not None and order.index(2) < order.index(1) < order.index(3)
+    assert partition.overlay_by_priority(g("300 100 200"), "v3", order) == g("200")
+    with pytest.raises(NotLearned):
+        partition.overlay_by_priority(g("400 100 200"), "v3", order)
+    assert partition.learn_priority(((g("12 21"), g("1")),), "v2") is None  # 1 and 2 both win
+
+
+def test_select_part() -> None:
+    grid = g("110220330 110200330")
+    assert partition.select_part(grid, ("gaps", "fewest_fg")) == g("22 20")
+    assert partition.select_part(grid, ("gaps", "unique_mask")) == g("22 20")
+
+
+def test_cell_rule_fills_cells_by_colour_set() -> None:
+    i1, o1 = g("10502 00500"), g("11522 11522")
+    i2, o2 = g("00520 00500"), g("00522 00522")
+    table = partition.learn_cell_rule(((i1, o1), (i2, o2)), "colours")
+    assert table is not None and table[()] == ("keep",)
+    assert partition.apply_cell_rule(g("20501 00500"), "colours", table) == g("22511 22511")
+    with pytest.raises(NotLearned):
+        partition.apply_cell_rule(g("40500 00500"), "colours", table)
