@@ -1122,6 +1122,50 @@ def _select_options(ctx: Context) -> list[tuple[str, str]]:
     return [(how, pick) for how in PART_SPLITS for pick in PART_PICKS]
 
 
+def learn_select_then(S: tuple[learn.Pair, ...]) -> tuple[str, str, str, tuple[tuple[int, int], ...]] | None:
+    """A part selection followed by a geometric transform and/or a colour map, agreed by every pair: the first
+    (split, pick) whose picked parts map onto the outputs by one transform (identity excluded unless a colour map
+    is needed) and one consistent colour map. Returns ``(how, pick, transform, colour map items)``."""
+    if not S or any(shape(o)[0] * shape(o)[1] >= shape(i)[0] * shape(i)[1] for i, o in S):
+        return None
+    for how in PART_SPLITS:
+        for pick in PART_PICKS:
+            try:
+                picked = [select_part(i, (how, pick)) for i, _ in S]
+            except ValueError:
+                continue
+            for name, fn in dsl.GEOMETRIC.items():
+                moved = [fn(p) for p in picked]
+                if any(shape(m) != shape(o) for m, (_, o) in zip(moved, S, strict=True)):
+                    continue
+                mapping: dict[int, int] | None = {}
+                for m, (_, o) in zip(moved, S, strict=True):
+                    for rm, ro in zip(m, o, strict=True):
+                        for a, b in zip(rm, ro, strict=True):
+                            if mapping.setdefault(a, b) != b:  # type: ignore[union-attr]
+                                mapping = None
+                                break
+                        if mapping is None:
+                            break
+                    if mapping is None:
+                        break
+                if mapping is None:
+                    continue
+                plain = all(a == b for a, b in mapping.items())
+                if name == "identity" and plain:
+                    continue  # plain selection is part_select_part_learned's
+                return how, pick, name, tuple(sorted(mapping.items()))
+    return None
+
+
+def apply_select_then(grid: Grid, learned: tuple[str, str, str, tuple[tuple[int, int], ...]]) -> Grid:
+    """Select, transform and recolour as learned; a colour the map has not seen keeps its value."""
+    how, pick, name, items = learned
+    mapping = dict(items)
+    moved = dsl.GEOMETRIC[name](select_part(grid, (how, pick)))
+    return tuple(tuple(mapping.get(v, v) for v in row) for row in moved)
+
+
 # ---------------------------------------------------------------------------------------------
 # cells rewritten by a learned per-cell rule
 
@@ -1310,3 +1354,6 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_select_part_learned", _fitted("part_select", _select_options, select_part))
     for name in CELL_KEYS:
         reg.add(f"part_cell_rule_by_{name}_learned", cell_rule_learned(name))
+    reg.add(
+        "part_transform∘select_part_learned", _learned_all("part_select_then", learn_select_then, apply_select_then)
+    )
