@@ -524,8 +524,9 @@ def overlay_corner_windows(grid: Grid, size: tuple[int, int]) -> Grid:
 
 
 def overlay_windows_learned(ctx: Context, grid: Grid) -> Grid:
-    """:func:`overlay_corner_windows` with the output shape every train pair has."""
+    """:func:`overlay_corner_windows` with the output shape every train pair has, when it explains them all."""
     size = ctx.need("out_shape", lambda: learn.learn_output_shape(ctx.S))
+    ctx.need("part_windows", lambda: learn.fit(ctx.S, (size,), overlay_corner_windows))
     return overlay_corner_windows(grid, size)
 
 
@@ -1310,10 +1311,20 @@ def _plain(fn: Callable[[Grid], Grid]) -> CandidateFn:
     return lambda ctx, grid: fn(grid)
 
 
+def _verified(key: str, fn: Callable[[Grid], Grid]) -> CandidateFn:
+    """A parameterless rule that applies to many grids, given only when it explains every train pair."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        ctx.need(("verified", key), lambda: learn.fit(ctx.S, (True,), lambda i, _: fn(i)))
+        return fn(grid)
+
+    return run
+
+
 def add_partition_families(reg: Registry) -> None:
     """Register the ``part_*`` candidates (appended at the end of the registry)."""
     reg.add("part_key_recolour_learned", _fitted("part_key", lambda ctx: KEY_OPTIONS, apply_key))
-    reg.add("part_gap_cells_to_pixels", _plain(gap_pixels))
+    reg.add("part_gap_cells_to_pixels", _verified("part_gap_cells_to_pixels", gap_pixels))
     for split in ("sep", "gaps"):
         reg.add(f"part_cell_table_{split}_learned", cell_table_learned(split))
     picks = tuple(CELL_PICKS)
@@ -1324,19 +1335,19 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_cell_transforms_learned", _learned_all("part_cell_geo", learn_cell_transforms, apply_cell_transforms))
     reg.add("part_mirror_cell_separator_colour", _plain(mirror_cell_in_separator_colour))
     reg.add("part_overlay_corner_windows_learned", overlay_windows_learned)
-    reg.add("part_stripe_sequence", _plain(stripe_sequence))
+    reg.add("part_stripe_sequence", _verified("part_stripe_sequence", stripe_sequence))
     reg.add("part_line_colours_square", _plain(line_colours_square))
-    reg.add("part_largest_objects_histogram", _plain(largest_objects_histogram))
+    reg.add("part_largest_objects_histogram", _verified("part_largest_objects_histogram", largest_objects_histogram))
     reg.add("part_pixels_in_order_learned", pixels_in_order_learned)
     reg.add("part_rescale_majority_learned", rescale_learned)
-    reg.add("part_noisiest_region_colour", _plain(noisiest_region_colour))
-    reg.add("part_copies_by_count", _plain(copies_by_count))
+    reg.add("part_noisiest_region_colour", _verified("part_noisiest_region_colour", noisiest_region_colour))
+    reg.add("part_copies_by_count", _verified("part_copies_by_count", copies_by_count))
     reg.add("part_staircase_rows", _plain(staircase_rows))
     reg.add("part_staircase_around_learned", _fitted("part_stairs", _new_colour_pairs, staircase_around))
     reg.add("part_diagonals_by_colours", _plain(diagonals_by_colours))
     reg.add("part_scale_into_frame", _plain(scale_into_frame))
-    reg.add("part_keep_middle_column", _plain(lambda g: keep_middle_line(g, "v")))
-    reg.add("part_keep_middle_row", _plain(lambda g: keep_middle_line(g, "h")))
+    reg.add("part_keep_middle_column", _verified("part_keep_middle_column", lambda g: keep_middle_line(g, "v")))
+    reg.add("part_keep_middle_row", _verified("part_keep_middle_row", lambda g: keep_middle_line(g, "h")))
     reg.add("part_crop_colour_padded_learned", _fitted("part_crop_pad", _padded_options, crop_colour_padded))
     reg.add(
         "part_fractal∘shrink_learned∘crop_content",
