@@ -1266,6 +1266,44 @@ def cell_rule_learned(name: str) -> CandidateFn:
     return run
 
 
+def clean_stripes(grid: Grid) -> Grid:
+    """Noisy stripes made clean: every row (or every column, whichever changes fewer cells) takes its majority
+    colour."""
+
+    def by_rows(g: Grid) -> Grid:
+        out = []
+        for row in g:
+            counts = Counter(row)
+            top = min(counts, key=lambda k: (-counts[k], k))
+            out.append((top,) * len(row))
+        return tuple(out)
+
+    rows = by_rows(grid)
+    cols = dsl.transpose(by_rows(dsl.transpose(grid)))
+    changed = [
+        sum(a != b for ra, rb in zip(grid, out, strict=True) for a, b in zip(ra, rb, strict=True))
+        for out in (rows, cols)
+    ]
+    if changed[0] == changed[1]:
+        raise ValueError("no stripe direction")
+    return rows if changed[0] < changed[1] else cols
+
+
+def reverse_rings(grid: Grid) -> Grid:
+    """Concentric one-colour rings (by distance to the border) with their colours in reverse order."""
+    h, w = shape(grid)
+    depth = [[min(r, c, h - 1 - r, w - 1 - c) for c in range(w)] for r in range(h)]
+    n = max(max(row) for row in depth) + 1
+    ring: dict[int, set[int]] = {}
+    for r in range(h):
+        for c in range(w):
+            ring.setdefault(depth[r][c], set()).add(grid[r][c])
+    if n < 2 or any(len(ring[k]) != 1 for k in range(n)):
+        raise ValueError("not one-colour rings")
+    colours = [next(iter(ring[k])) for k in range(n)]
+    return tuple(tuple(colours[n - 1 - depth[r][c]] for c in range(w)) for r in range(h))
+
+
 # ---------------------------------------------------------------------------------------------
 # the registry
 
@@ -1360,6 +1398,8 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_bounce_learned", _fitted("part_bounce", lambda ctx: bounces, bounce))
     reg.add("part_nested_corners_extend_learned", nested_corners_learned)
     reg.add("part_kronecker_halves_either_axis", _plain(kronecker_halves_any))
+    reg.add("part_clean_stripes", _verified("part_clean_stripes", clean_stripes))
+    reg.add("part_reverse_rings", _plain(reverse_rings))
     reg.add("part_combine_parts_learned", _fitted("part_combine", _combine_options, combine_parts))
     reg.add("part_overlay_parts_by_priority_learned", overlay_priority_learned)
     reg.add("part_select_part_learned", _fitted("part_select", _select_options, select_part))
