@@ -1123,38 +1123,40 @@ def _select_options(ctx: Context) -> list[tuple[str, str]]:
     return [(how, pick) for how in PART_SPLITS for pick in PART_PICKS]
 
 
+def _cell_map(pairs: list[tuple[Grid, Grid]]) -> dict[int, int] | None:
+    """The colour map taking each grid to its same-shaped partner cell by cell, or None."""
+    mapping: dict[int, int] = {}
+    for a, b in pairs:
+        for ra, rb in zip(a, b, strict=True):
+            for x, y in zip(ra, rb, strict=True):
+                if mapping.setdefault(x, y) != y:
+                    return None
+    return mapping
+
+
 def learn_select_then(S: tuple[learn.Pair, ...]) -> tuple[str, str, str, tuple[tuple[int, int], ...]] | None:
     """A part selection followed by a geometric transform and/or a colour map, agreed by every pair: the first
-    (split, pick) whose picked parts map onto the outputs by one transform (identity excluded unless a colour map
-    is needed) and one consistent colour map. Returns ``(how, pick, transform, colour map items)``."""
+    (split, pick) whose picked parts map onto the outputs by one transform and one consistent colour map; None
+    when a plain selection explains the pairs. Returns ``(how, pick, transform, colour map items)``."""
     if not S or any(shape(o)[0] * shape(o)[1] >= shape(i)[0] * shape(i)[1] for i, o in S):
         return None
+    selections = []
     for how in PART_SPLITS:
         for pick in PART_PICKS:
             try:
                 picked = [select_part(i, (how, pick)) for i, _ in S]
             except ValueError:
                 continue
-            for name, fn in dsl.GEOMETRIC.items():
-                moved = [fn(p) for p in picked]
-                if any(shape(m) != shape(o) for m, (_, o) in zip(moved, S, strict=True)):
-                    continue
-                mapping: dict[int, int] | None = {}
-                for m, (_, o) in zip(moved, S, strict=True):
-                    for rm, ro in zip(m, o, strict=True):
-                        for a, b in zip(rm, ro, strict=True):
-                            if mapping.setdefault(a, b) != b:  # type: ignore[union-attr]
-                                mapping = None
-                                break
-                        if mapping is None:
-                            break
-                    if mapping is None:
-                        break
-                if mapping is None:
-                    continue
-                plain = all(a == b for a, b in mapping.items())
-                if name == "identity" and plain:
-                    continue  # plain selection is part_select_part_learned's
+            if all(p == o for p, (_, o) in zip(picked, S, strict=True)):
+                return None  # a plain selection explains the pairs: part_select_part_learned's
+            selections.append((how, pick, picked))
+    for how, pick, picked in selections:
+        for name, fn in dsl.GEOMETRIC.items():
+            moved = [fn(p) for p in picked]
+            if any(shape(m) != shape(o) for m, (_, o) in zip(moved, S, strict=True)):
+                continue
+            mapping = _cell_map([(m, o) for m, (_, o) in zip(moved, S, strict=True)])
+            if mapping is not None:
                 return how, pick, name, tuple(sorted(mapping.items()))
     return None
 
@@ -1304,6 +1306,45 @@ def reverse_rings(grid: Grid) -> Grid:
     return tuple(tuple(colours[n - 1 - depth[r][c]] for c in range(w)) for r in range(h))
 
 
+def stack_bars(grid: Grid, align: str) -> Grid:
+    """Horizontal one-colour bars (one per row at most) restacked at the bottom, longest lowest, one per row,
+    pushed to the ``right`` or ``left`` edge."""
+    bg = background(grid)
+    h, w = shape(grid)
+    bars = []
+    for row in grid:
+        fg = [v for v in row if v != bg]
+        if not fg:
+            continue
+        if len(set(fg)) != 1:
+            raise ValueError("not one bar per row")
+        cols = [c for c, v in enumerate(row) if v != bg]
+        if cols[-1] - cols[0] + 1 != len(cols):
+            raise ValueError("broken bar")
+        bars.append((len(cols), fg[0]))
+    if len(bars) < 2 or len({n for n, _ in bars}) != len(bars):
+        raise ValueError("bars tie")
+    bars.sort(reverse=True)
+    out = [[bg] * w for _ in range(h)]
+    for k, (n, colour) in enumerate(bars):
+        r = h - 1 - k
+        for c in range(w - n, w) if align == "right" else range(n):
+            out[r][c] = colour
+    return tuple(tuple(row) for row in out)
+
+
+TURNS = {"identity": ("identity", "identity"), "rot90": ("rot90", "rot270"), "rot180": ("rot180", "rot180")}
+TURNS["rot270"] = ("rot270", "rot90")
+BAR_OPTIONS = tuple((align, turn) for turn in TURNS for align in ("right", "left"))
+
+
+def stack_bars_turned(grid: Grid, option: tuple[str, str]) -> Grid:
+    """:func:`stack_bars` in a turned frame (bars stacked towards another edge)."""
+    align, turn = option
+    there, back = TURNS[turn]
+    return dsl.GEOMETRIC[back](stack_bars(dsl.GEOMETRIC[there](grid), align))
+
+
 # ---------------------------------------------------------------------------------------------
 # the registry
 
@@ -1400,6 +1441,7 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_kronecker_halves_either_axis", _plain(kronecker_halves_any))
     reg.add("part_clean_stripes", _verified("part_clean_stripes", clean_stripes))
     reg.add("part_reverse_rings", _plain(reverse_rings))
+    reg.add("part_stack_bars_learned", _fitted("part_bars", lambda ctx: BAR_OPTIONS, stack_bars_turned))
     reg.add("part_combine_parts_learned", _fitted("part_combine", _combine_options, combine_parts))
     reg.add("part_overlay_parts_by_priority_learned", overlay_priority_learned)
     reg.add("part_select_part_learned", _fitted("part_select", _select_options, select_part))

@@ -252,3 +252,37 @@ def test_cell_rule_fills_cells_by_colour_set() -> None:
     assert partition.apply_cell_rule(g("20501 00500"), "colours", table) == g("22511 22511")
     with pytest.raises(NotLearned):
         partition.apply_cell_rule(g("40500 00500"), "colours", table)
+
+
+def test_select_then_transform_and_recolour() -> None:
+    pairs = (
+        (g("120330 100330"), g("21 01")),  # the part that is not solid, flipped left-right
+        (g("210330 020330"), g("12 20")),
+    )
+    learned = partition.learn_select_then(pairs)
+    assert learned is not None and learned[2] == "flip_h"
+    assert partition.apply_select_then(g("340550 030550"), learned) == g("43 30")
+    assert partition.learn_select_then(((g("1200 1200"), g("12 12")),)) is None  # plain selection: not this one
+
+
+def test_verified_rule_needs_every_pair() -> None:
+    good = (g("102 050 370"), g("000 050 070"))
+    bad = (g("102 050 370"), g("102 050 370"))
+    cand = BY_ID["part_keep_middle_column"]
+    grid = g("12345 67890 12345")
+    assert cand.fn(Context("t", (good,), grid), grid) == g("00300 00800 00300")
+    with pytest.raises(NotLearned):
+        cand.fn(Context("t", (good, bad), grid), grid)
+
+
+def test_stripes_rings_bars() -> None:
+    assert partition.clean_stripes(g("1122 1322 1122")) == g("1122 1122 1122")
+    assert partition.reverse_rings(g("111 121 111")) == g("222 212 222")
+    with pytest.raises(ValueError):
+        partition.reverse_rings(g("12 34"))
+    bars = g("0110 0000 2220 0000")
+    assert partition.stack_bars(bars, "right") == g("0000 0000 0011 0222")
+    # bars standing in columns, stacked against the right edge, longest rightmost
+    assert partition.stack_bars_turned(g("010 012 002 002"), ("right", "rot90")) == g("012 012 002 000")
+    with pytest.raises(ValueError):
+        partition.stack_bars_turned(g("010 012 002 002"), ("right", "identity"))
