@@ -1345,6 +1345,40 @@ def stack_bars_turned(grid: Grid, option: tuple[str, str]) -> Grid:
     return dsl.GEOMETRIC[back](stack_bars(dsl.GEOMETRIC[there](grid), align))
 
 
+def shift_lines_by_count(grid: Grid, option: tuple[int, int, int]) -> Grid:
+    """Full-length lines (whole rows / columns of one colour) moved by (``dy``, ``dx``) × the number of cells of
+    the ``marker`` colour, which is erased."""
+    marker, dy, dx = option
+    bg = background(grid)
+    n = sum(v == marker for row in grid for v in row)
+    if not n or marker == bg:
+        raise ValueError("no marker")
+    clean = tuple(tuple(bg if v == marker else v for v in row) for row in grid)
+    h, w = shape(grid)
+    rows = [(r, clean[r][0]) for r in range(h) if clean[r][0] != bg and len(set(clean[r])) == 1]
+    cols = [(c, clean[0][c]) for c in range(w) if clean[0][c] != bg and len({row[c] for row in clean}) == 1]
+    if not rows and not cols:
+        raise ValueError("no lines")
+    out = [[bg] * w for _ in range(h)]
+    for r, colour in rows:
+        if not 0 <= r + dy * n < h:
+            raise ValueError("line leaves the grid")
+        out[r + dy * n] = [colour] * w
+    for c, colour in cols:
+        if not 0 <= c + dx * n < w:
+            raise ValueError("line leaves the grid")
+        for r in range(h):
+            out[r][c + dx * n] = colour
+    return tuple(tuple(row) for row in out)
+
+
+def _shift_options(ctx: Context) -> list[tuple[int, int, int]]:
+    gone = [
+        c for c in range(10) if all(any(c in row for row in i) and not any(c in row for row in o) for i, o in ctx.S)
+    ]
+    return [(m, dy, dx) for m in gone for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+
+
 # ---------------------------------------------------------------------------------------------
 # the registry
 
@@ -1441,6 +1475,7 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_kronecker_halves_either_axis", _plain(kronecker_halves_any))
     reg.add("part_clean_stripes", _verified("part_clean_stripes", clean_stripes))
     reg.add("part_reverse_rings", _plain(reverse_rings))
+    reg.add("part_shift_lines_by_count_learned", _fitted("part_shift_count", _shift_options, shift_lines_by_count))
     reg.add("part_stack_bars_learned", _fitted("part_bars", lambda ctx: BAR_OPTIONS, stack_bars_turned))
     reg.add("part_combine_parts_learned", _fitted("part_combine", _combine_options, combine_parts))
     reg.add("part_overlay_parts_by_priority_learned", overlay_priority_learned)
