@@ -1379,6 +1379,38 @@ def _shift_options(ctx: Context) -> list[tuple[int, int, int]]:
     return [(m, dy, dx) for m in gone for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 
 
+def swap_content_colours(grid: Grid) -> Grid:
+    """The content's bounding box with its two colours exchanged (the box must hold exactly two colours)."""
+    box = dsl.crop_to_content(grid)
+    colours = dsl.palette(box)
+    if len(colours) != 2:
+        raise ValueError("not two colours")
+    a, b = colours
+    return dsl.recolour(box, {a: b, b: a})
+
+
+def crop_frame_with_most_dots(grid: Grid) -> Grid:
+    """Among one-colour rectangular frames, the one holding the most cells of another colour, cropped, with the
+    frame painted in that colour."""
+    bg = background(grid)
+    best: list[tuple[int, tuple[int, int, int, int], int]] = []
+    for obj in objects(grid, True, False):
+        if obj.height < 3 or obj.width < 3 or obj.size != 2 * (obj.height + obj.width) - 4:
+            continue
+        top, left, bottom, right = obj.box
+        inside = Counter(
+            v for row in grid[top + 1 : bottom] for v in row[left + 1 : right] if v not in (bg, obj.colour)
+        )
+        if len(inside) == 1:
+            colour, n = next(iter(inside.items()))
+            best.append((n, obj.box, colour))
+    best.sort(key=lambda x: -x[0])
+    if not best or len(best) > 1 and best[0][0] == best[1][0]:
+        raise ValueError("no single frame with most dots")
+    _, box, colour = best[0]
+    return tuple(tuple(colour if v != bg else bg for v in row) for row in dsl.crop(grid, *box))
+
+
 # ---------------------------------------------------------------------------------------------
 # the registry
 
@@ -1476,6 +1508,8 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_clean_stripes", _verified("part_clean_stripes", clean_stripes))
     reg.add("part_reverse_rings", _plain(reverse_rings))
     reg.add("part_shift_lines_by_count_learned", _fitted("part_shift_count", _shift_options, shift_lines_by_count))
+    reg.add("part_swap_colours∘crop_content", _verified("part_swap_content", swap_content_colours))
+    reg.add("part_crop_frame_with_most_dots", _plain(crop_frame_with_most_dots))
     reg.add("part_stack_bars_learned", _fitted("part_bars", lambda ctx: BAR_OPTIONS, stack_bars_turned))
     reg.add("part_combine_parts_learned", _fitted("part_combine", _combine_options, combine_parts))
     reg.add("part_overlay_parts_by_priority_learned", overlay_priority_learned)

@@ -286,3 +286,15 @@ def test_stripes_rings_bars() -> None:
     assert partition.stack_bars_turned(g("010 012 002 002"), ("right", "rot90")) == g("012 012 002 000")
     with pytest.raises(ValueError):
         partition.stack_bars_turned(g("010 012 002 002"), ("right", "identity"))
+
+
+def test_shift_lines_swap_and_frame_crop() -> None:
+    # one marker cell (5): the cross moves one down and one left
+    assert partition.shift_lines_by_count(g("0200 2222 0200 0205"), (5, 1, -1)) == g("2000 2000 2222 2000")
+    with pytest.raises(ValueError):
+        partition.shift_lines_by_count(g("2000 2222 2000 2005"), (5, 0, -1))  # the column would leave the grid
+    assert partition.swap_content_colours(g("0000 0440 0460 0000")) == g("66 64")
+    frames = g("11110000 13310000 11110000 00000000 22222000 23002000 22222000")
+    assert partition.crop_frame_with_most_dots(frames) == g("3333 3333 3333")
+    with pytest.raises(ValueError):
+        partition.crop_frame_with_most_dots(g("11110000 13310000 11110000 00000000 22222000 23032000 22222000"))
