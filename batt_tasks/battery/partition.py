@@ -1411,6 +1411,82 @@ def crop_frame_with_most_dots(grid: Grid) -> Grid:
     return tuple(tuple(colour if v != bg else bg for v in row) for row in dsl.crop(grid, *box))
 
 
+def fit_two_pieces(grid: Grid, size: tuple[int, int]) -> Grid:
+    """Two one-colour pieces put together so that they fill an ``h``×``w`` box exactly (no overlap, no gap); the
+    first such placement in reading order of the first piece's offset."""
+    h, w = size
+    objs = objects(grid, True, True)
+    if len(objs) != 2 or h * w != objs[0].size + objs[1].size:
+        raise ValueError("not two pieces that fill the box")
+    a, b = objs
+    for ay in range(h - a.height + 1):
+        for ax in range(w - a.width + 1):
+            out = [[-1] * w for _ in range(h)]
+            for r, c, v in a.cells:
+                out[r - a.box[0] + ay][c - a.box[1] + ax] = v
+            for by in range(h - b.height + 1):
+                for bx in range(w - b.width + 1):
+                    spots = [(r - b.box[0] + by, c - b.box[1] + bx) for r, c, _ in b.cells]
+                    if all(out[r][c] == -1 for r, c in spots):
+                        for r, c in spots:
+                            out[r][c] = b.colour
+                        return tuple(tuple(row) for row in out)
+    raise ValueError("the pieces do not fit")
+
+
+def fit_two_pieces_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`fit_two_pieces` into the output shape every train pair has, when it explains them all."""
+    size = ctx.need("out_shape", lambda: learn.learn_output_shape(ctx.S))
+    ctx.need("part_two_pieces", lambda: learn.fit(ctx.S, (size,), fit_two_pieces))
+    return fit_two_pieces(grid, size)
+
+
+Stamp = tuple[tuple[tuple[int, int], int], ...]  # (offset, colour; -1 = the pixel's own colour)
+
+
+def learn_pixel_stamp(S: tuple[learn.Pair, ...]) -> Stamp | None:
+    """What every foreground pixel paints on the background cells around it (3×3), the same for every colour:
+    a fixed colour or the pixel's own; every other cell unchanged. An offset paints when all its cells agree;
+    the whole stamp is then checked on every pair (stamps of neighbouring pixels may overlap)."""
+    if not S or any(shape(i) != shape(o) for i, o in S):
+        return None
+    stamp: dict[tuple[int, int], int] = {}
+    mixed: set[tuple[int, int]] = set()  # offsets whose cells disagree: not painted by this offset alone
+    for i, o in S:
+        bg = background(i)
+        h, w = shape(i)
+        for r, c, v in dsl.cells(i):
+            if v == bg:
+                continue
+            for dr, dc in dsl.NEIGHBOURS_8:
+                rr, cc = r + dr, c + dc
+                if not (0 <= rr < h and 0 <= cc < w) or i[rr][cc] != bg:
+                    continue
+                got = o[rr][cc]
+                value = -1 if got == v else got
+                if stamp.setdefault((dr, dc), value) != value:
+                    mixed.add((dr, dc))
+    learned = tuple(sorted((d, v) for d, v in stamp.items() if v != background(S[0][0]) and d not in mixed))
+    if not learned:
+        return None
+    return learned if all(apply_pixel_stamp(i, learned) == o for i, o in S) else None
+
+
+def apply_pixel_stamp(grid: Grid, stamp: Stamp) -> Grid:
+    """Paint the learned stamp around every foreground pixel, on background cells only."""
+    bg = background(grid)
+    h, w = shape(grid)
+    rows = [list(row) for row in grid]
+    for r, c, v in dsl.cells(grid):
+        if v == bg:
+            continue
+        for (dr, dc), colour in stamp:
+            rr, cc = r + dr, c + dc
+            if 0 <= rr < h and 0 <= cc < w and grid[rr][cc] == bg:
+                rows[rr][cc] = v if colour < 0 else colour
+    return tuple(tuple(row) for row in rows)
+
+
 # ---------------------------------------------------------------------------------------------
 # the registry
 
@@ -1454,6 +1530,19 @@ def _learned_all(
 
 def _plain(fn: Callable[[Grid], Grid]) -> CandidateFn:
     return lambda ctx, grid: fn(grid)
+
+
+def _compose_late(post: CandidateFn, pre_name: str) -> CandidateFn:
+    """``post∘pre`` with ``pre`` a candidate of :mod:`.candidates` (looked up when first run: that module imports
+    this one)."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        from batt_tasks.battery import candidates
+
+        pre = getattr(candidates, pre_name)
+        return candidates.compose(post, pre, pre_name)(ctx, grid)
+
+    return run
 
 
 def _verified(key: str, fn: Callable[[Grid], Grid]) -> CandidateFn:
@@ -1510,6 +1599,10 @@ def add_partition_families(reg: Registry) -> None:
     reg.add("part_shift_lines_by_count_learned", _fitted("part_shift_count", _shift_options, shift_lines_by_count))
     reg.add("part_swap_colours∘crop_content", _verified("part_swap_content", swap_content_colours))
     reg.add("part_crop_frame_with_most_dots", _plain(crop_frame_with_most_dots))
+    reg.add("part_fit_two_pieces_learned", fit_two_pieces_learned)
+    stamp = _learned_all("part_pixel_stamp", learn_pixel_stamp, apply_pixel_stamp)
+    for pre in ("tile_learned", "upscale_learned"):
+        reg.add(f"part_pixel_stamp_learned∘{pre}", _compose_late(stamp, pre))
     reg.add("part_stack_bars_learned", _fitted("part_bars", lambda ctx: BAR_OPTIONS, stack_bars_turned))
     reg.add("part_combine_parts_learned", _fitted("part_combine", _combine_options, combine_parts))
     reg.add("part_overlay_parts_by_priority_learned", overlay_priority_learned)

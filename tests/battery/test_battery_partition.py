@@ -298,3 +298,18 @@ def test_shift_lines_swap_and_frame_crop() -> None:
     assert partition.crop_frame_with_most_dots(frames) == g("3333 3333 3333")
     with pytest.raises(ValueError):
         partition.crop_frame_with_most_dots(g("11110000 13310000 11110000 00000000 22222000 23032000 22222000"))
+
+
+def test_fit_two_pieces() -> None:
+    assert partition.fit_two_pieces(g("000000 330000 300000 000000 000400 000000"), (2, 2)) == g("33 34")
+    assert partition.fit_two_pieces(g("000000 330000 000000 000000 000440 000000"), (2, 2)) == g("33 44")
+    with pytest.raises(ValueError):
+        partition.fit_two_pieces(g("000000 330000 000000 000000 000440 000000"), (3, 3))
+
+
+def test_pixel_stamp_learned_for_any_colour() -> None:
+    stamp = partition.learn_pixel_stamp(((g("00000 00000 00100 00000"), g("00000 08080 00100 08080")),))
+    assert stamp == (((-1, -1), 8), ((-1, 1), 8), ((1, -1), 8), ((1, 1), 8))
+    assert partition.apply_pixel_stamp(g("000 020 000"), stamp) == g("808 020 808")
+    assert partition.apply_pixel_stamp(g("000 020 000"), (((-1, -1), 8), ((1, 1), -1))) == g("800 020 002")
+    assert partition.learn_pixel_stamp(((g("000 010 000"), g("000 010 000")),)) is None
