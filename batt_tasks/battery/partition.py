@@ -226,7 +226,14 @@ def _pixel_layout(pixels: list[list[int]], kind: str) -> Grid:
     return dsl.check(tuple(tuple(line) for _ in line))
 
 
-def learn_cell_table(S: tuple[learn.Pair, ...], split: str) -> tuple[str, dict[Any, int]] | None:
+PIXEL_KEYS: dict[str, Callable[[Grid, int], object]] = {
+    "mask": _cell_key,
+    "filled": lambda cell, bg: any(v != bg for row in cell for v in row),
+    "colours": lambda cell, bg: tuple(sorted({v for row in cell for v in row} - {bg})),
+}
+
+
+def learn_cell_table(S: tuple[learn.Pair, ...], split: str, key: str = "mask") -> tuple[str, dict[Any, int]] | None:
     """A table cell mask → output pixel colour, and how the pixels are laid out, from every pair."""
     if not S:
         return None
@@ -239,7 +246,7 @@ def learn_cell_table(S: tuple[learn.Pair, ...], split: str) -> tuple[str, dict[A
             except ValueError:
                 return None
             bg = background(i)
-            keys = [[_cell_key(c, bg) for c in row] for row in cells]
+            keys = [[PIXEL_KEYS[key](c, bg) for c in row] for row in cells]
             n = sum(len(r) for r in keys)
             if kind == "grid":
                 if shape(o) != (len(keys), len(keys[0])):
@@ -267,14 +274,15 @@ def learn_cell_table(S: tuple[learn.Pair, ...], split: str) -> tuple[str, dict[A
     return None
 
 
-def cell_table_learned(split: str) -> CandidateFn:
-    """Each cell becomes the pixel a (cell mask → colour) table learned leave-one-out gives."""
+def cell_table_learned(split: str, key: str = "mask") -> CandidateFn:
+    """Each cell becomes the pixel a (cell key → colour) table learned leave-one-out gives (key: the cell's mask,
+    whether it is filled, or its colours)."""
 
     def run(ctx: Context, grid: Grid) -> Grid:
-        kind, table = ctx.need(("part_cell_table", split), lambda: learn_cell_table(ctx.loo(), split))
+        kind, table = ctx.need(("part_cell_table", split, key), lambda: learn_cell_table(ctx.loo(), split, key))
         bg = background(grid)
         try:
-            pixels = [[table[_cell_key(c, bg)] for c in row] for row in _cell_grid(grid, split)]
+            pixels = [[table[PIXEL_KEYS[key](c, bg)] for c in row] for row in _cell_grid(grid, split)]
         except KeyError as exc:
             raise NotLearned("unseen cell") from exc
         return _pixel_layout(pixels, kind)
@@ -1604,6 +1612,9 @@ def add_partition_families(reg: Registry) -> None:
     for pre in ("tile_learned", "upscale_learned"):
         reg.add(f"part_pixel_stamp_learned∘{pre}", _compose_late(stamp, pre))
     reg.add("part_stack_bars_learned", _fitted("part_bars", lambda ctx: BAR_OPTIONS, stack_bars_turned))
+    for split in ("sep", "gaps"):
+        for key in ("filled", "colours"):
+            reg.add(f"part_cell_table_{split}_by_{key}_learned", cell_table_learned(split, key))
     reg.add("part_combine_parts_learned", _fitted("part_combine", _combine_options, combine_parts))
     reg.add("part_overlay_parts_by_priority_learned", overlay_priority_learned)
     reg.add("part_select_part_learned", _fitted("part_select", _select_options, select_part))

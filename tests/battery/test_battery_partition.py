@@ -313,3 +313,14 @@ def test_pixel_stamp_learned_for_any_colour() -> None:
     assert partition.apply_pixel_stamp(g("000 020 000"), stamp) == g("808 020 808")
     assert partition.apply_pixel_stamp(g("000 020 000"), (((-1, -1), 8), ((1, 1), -1))) == g("800 020 002")
     assert partition.learn_pixel_stamp(((g("000 010 000"), g("000 010 000")),)) is None
+
+
+def test_cell_table_by_filled_cells() -> None:
+    # blocks between empty columns; a filled block becomes 1, whatever its colour
+    pairs = ((g("30020 30020"), g("11")), (g("40300 40300"), g("11")), (g("50607 50607"), g("111")))
+    learned = partition.learn_cell_table(pairs, "gaps", "filled")
+    assert learned == ("grid", {True: 1})
+    assert partition.learn_cell_table(pairs, "gaps", "colours") is not None
+    cand = BY_ID["part_cell_table_gaps_by_filled_learned"]
+    grid = g("70809 70809")
+    assert cand.fn(Context("t", pairs, grid), grid) == g("111")
