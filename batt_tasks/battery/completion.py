@@ -1,0 +1,473 @@
+"""Pattern completion and drawing families (ids ``cmp_*``).
+
+- lattice-periodic repair: fill a learned mask colour from the grid's smallest translational lattice, which may
+  be sheared (``colour = f((r + c) mod 3)`` has no rectangular period the masked grid shows);
+- symmetry about a detected centre: the mirror / rotation group and its centre (any half-cell position) that
+  the grid's foreground agrees with most, completed with the cells' own colours or a learned new colour;
+- in-painting with a mask colour chosen by what repairs every train pair (the crop of the repaired region too);
+- rays from cells, keyed by the cell's colour, direction and 3×3 foreground mask (a table, leave-one-out);
+- flood fill of background regions from seed cells of a learned colour;
+- filling empty rows and columns;
+- outputs that are one learned tile repeated over the input's shape.
+
+Every search is bounded (grids are at most 30×30; centres, lattices and foreground counts are capped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from batt_tasks.battery import dsl, learn
+from batt_tasks.battery.dsl import NEIGHBOURS_4, NEIGHBOURS_8, Grid, background, shape
+from batt_tasks.battery.learn import Context, Pair
+
+CandidateFn = Callable[[Context, Grid], Grid]
+
+# ---------------------------------------------------------------------------------------------
+# lattice-periodic repair
+
+Lattice = tuple[int, int, int]  # (py, px, shear): cells (r, c) and (r + py, c + shear) agree, and (r, c + px)
+
+MAX_LATTICE_AREA = 64
+
+
+def lattice_classes(h: int, w: int, lattice: Lattice) -> np.ndarray:
+    """The residue class of every cell under the lattice spanned by ``(0, px)`` and ``(py, shear)``."""
+    py, px, s = lattice
+    r, c = np.indices((h, w))
+    return (r % py) * px + (c - s * (r // py)) % px
+
+
+def _lattice_fill(a: np.ndarray, known: np.ndarray, lattice: Lattice) -> np.ndarray | None:
+    """Each class's one colour (known cells agreeing), or None when a class disagrees or has no known cell."""
+    py, px, _ = lattice
+    cls = lattice_classes(*a.shape, lattice).ravel()
+    k = known.ravel()
+    vals = a.ravel().astype(np.int16)
+    n = py * px
+    hi = np.full(n, -1, dtype=np.int16)
+    lo = np.full(n, 99, dtype=np.int16)
+    np.maximum.at(hi, cls[k], vals[k])
+    np.minimum.at(lo, cls[k], vals[k])
+    if (hi < 0).any() or (hi != lo).any():
+        return None
+    return hi
+
+
+def _agrees(a: np.ndarray, known: np.ndarray, dy: int, dx: int) -> bool:
+    """Whether cells ``(dy, dx)`` apart agree wherever both are known (``dy`` ≥ 0, any ``dx``)."""
+    h, w = a.shape
+    if dy >= h or abs(dx) >= w:
+        return True
+    if dx >= 0:
+        x, y, kx, ky = a[: h - dy, : w - dx], a[dy:, dx:], known[: h - dy, : w - dx], known[dy:, dx:]
+    else:
+        x, y, kx, ky = a[: h - dy, -dx:], a[dy:, : w + dx], known[: h - dy, -dx:], known[dy:, : w + dx]
+    both = kx & ky
+    return bool((x[both] == y[both]).all())
+
+
+@lru_cache(maxsize=64)
+def find_lattice(grid: Grid, mask: int) -> Lattice | None:
+    """The smallest-area lattice (then fewest rows, then least shear) the non-``mask`` cells agree with."""
+    a = dsl.to_array(grid)
+    h, w = a.shape
+    known = a != mask
+    if known.all() or not known.any():
+        return None
+    cols_ok = [px for px in range(1, w + 1) if _agrees(a, known, 0, px)]
+    options: list[tuple[int, int, int, int]] = []
+    for py in range(1, h + 1):
+        for px in cols_ok:
+            if py * px > MAX_LATTICE_AREA or py * px >= h * w // 2:
+                continue
+            for s in range(px):
+                options.append((py * px, py, s, px))
+    options.sort()
+    for _, py, s, px in options:
+        if not _agrees(a, known, py, s) or (s and not _agrees(a, known, py, s - px)):
+            continue
+        if _lattice_fill(a, known, (py, px, s)) is not None:
+            return py, px, s
+    return None
+
+
+def repair_lattice(grid: Grid, mask: int) -> Grid:
+    """Fill the ``mask`` cells from the grid's smallest consistent (possibly sheared) lattice."""
+    lattice = find_lattice(grid, mask)
+    if lattice is None:
+        raise ValueError("no lattice")
+    a = dsl.to_array(grid)
+    fill = _lattice_fill(a, a != mask, lattice)
+    assert fill is not None
+    return dsl.from_array(fill[lattice_classes(*a.shape, lattice)])
+
+
+# ---------------------------------------------------------------------------------------------
+# symmetry about a detected centre
+
+# (name, needs A ≡ B mod 2); each maps (r, c) with doubled centre (A, B) to its image
+TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
+    "flip_h": lambda r, c, A, B: (r + 0 * A, B - c),
+    "flip_v": lambda r, c, A, B: (A - r, c + 0 * B),
+    "rot180": lambda r, c, A, B: (A - r, B - c),
+    "transpose": lambda r, c, A, B: ((A - B) // 2 + c, (B - A) // 2 + r),
+    "antitranspose": lambda r, c, A, B: ((A + B) // 2 - c, (A + B) // 2 - r),
+    "rot90": lambda r, c, A, B: ((A - B) // 2 + c, (A + B) // 2 - r),
+    "rot270": lambda r, c, A, B: ((A + B) // 2 - c, (B - A) // 2 + r),
+}
+GROUPS: dict[str, tuple[str, ...]] = {
+    "h": ("flip_h",),
+    "v": ("flip_v",),
+    "hv": ("flip_h", "flip_v", "rot180"),
+    "rot180": ("rot180",),
+    "diag": ("transpose",),
+    "antidiag": ("antitranspose",),
+    "rot90": ("rot90", "rot180", "rot270"),
+    "all": ("flip_h", "flip_v", "rot180", "transpose", "antitranspose", "rot90", "rot270"),
+}
+_PARITY = {"transpose", "antitranspose", "rot90", "rot270"}
+MAX_FG = 300
+MAX_CENTRES = 1800
+
+
+@lru_cache(maxsize=256)
+def symmetry_centre(grid: Grid, kind: str, blind: bool) -> tuple[int, int] | None:
+    """The doubled centre ``(A, B)`` (inside the foreground's box) about which the group ``kind`` maps every
+    foreground cell into the grid onto background or an equal colour (any foreground when ``blind``), with
+    the most foreground-onto-foreground agreements; ties go to the centre nearest the box centre."""
+    a = dsl.to_array(grid)
+    h, w = a.shape
+    bg = background(grid)
+    rr, cc = np.nonzero(a != bg)
+    if not 0 < len(rr) <= MAX_FG:
+        return None
+    top, bottom, left, right = rr.min(), rr.max(), cc.min(), cc.max()
+    As, Bs = np.meshgrid(np.arange(2 * top, 2 * bottom + 1), np.arange(2 * left, 2 * right + 1), indexing="ij")
+    As, Bs = As.ravel(), Bs.ravel()
+    if any(t in _PARITY for t in GROUPS[kind]):
+        keep = (As - Bs) % 2 == 0
+        As, Bs = As[keep], Bs[keep]
+    if len(As) > MAX_CENTRES or not len(As):
+        return None
+    vals = a[rr, cc]
+    ok = np.ones(len(As), dtype=bool)
+    score = np.zeros(len(As), dtype=np.int64)
+    for name in GROUPS[kind]:
+        ir, ic = TRANSFORMS[name](rr[None, :], cc[None, :], As[:, None], Bs[:, None])
+        inside = (ir >= 0) & (ir < h) & (ic >= 0) & (ic < w)
+        ok &= inside.all(axis=1)
+        image = a[np.clip(ir, 0, h - 1), np.clip(ic, 0, w - 1)]
+        fg = image != bg
+        same = fg if blind else fg & (image == vals[None, :])
+        ok &= ~(fg & ~same).any(axis=1)
+        moved = (ir != rr[None, :]) | (ic != cc[None, :])
+        score += (same & moved).sum(axis=1)
+    if not ok.any():
+        return None
+    dist = np.abs(As - (top + bottom)) + np.abs(Bs - (left + right))
+    order = np.lexsort((Bs, As, dist, -score, ~ok))
+    best = order[0]
+    if score[best] == 0:
+        return None
+    return int(As[best]), int(Bs[best])
+
+
+def symmetrise_about(grid: Grid, kind: str, colour: int | None) -> Grid:
+    """Complete the grid under the group ``kind`` about its detected centre; new cells take their source's
+    colour, or ``colour`` when given. Raises ValueError when no centre fits or nothing changes."""
+    centre = symmetry_centre(grid, kind, colour is not None)
+    if centre is None:
+        raise ValueError("no centre")
+    A, B = centre
+    a = dsl.to_array(grid)
+    bg = background(grid)
+    rr, cc = np.nonzero(a != bg)
+    vals = a[rr, cc]
+    out = a.copy()
+    for name in GROUPS[kind]:
+        ir, ic = TRANSFORMS[name](rr, cc, np.int64(A), np.int64(B))
+        empty = a[ir, ic] == bg
+        out[ir[empty], ic[empty]] = vals[empty] if colour is None else colour
+    if (out == a).all():
+        raise ValueError("already symmetric")
+    return dsl.from_array(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# rays keyed by the source cell's neighbourhood
+
+
+def _fg_mask(grid: Grid, r: int, c: int, bg: int) -> int:
+    h, w = shape(grid)
+    bits = 0
+    for dr, dc in NEIGHBOURS_8:
+        rr, cc = r + dr, c + dc
+        bits = bits * 2 + (1 if 0 <= rr < h and 0 <= cc < w and grid[rr][cc] != bg else 0)
+    return bits
+
+
+def _sources(grid: Grid) -> list[tuple[int, int, int, int, bool]]:
+    """``(r, c, colour, mask, is_fg)`` of foreground cells and of background cells next to exactly one
+    foreground colour (their colour is that one)."""
+    bg = background(grid)
+    h, w = shape(grid)
+    out = []
+    for r in range(h):
+        for c in range(w):
+            v = grid[r][c]
+            if v != bg:
+                out.append((r, c, v, _fg_mask(grid, r, c, bg), True))
+                continue
+            near = {
+                grid[r + dr][c + dc]
+                for dr, dc in NEIGHBOURS_8
+                if 0 <= r + dr < h and 0 <= c + dc < w and grid[r + dr][c + dc] != bg
+            }
+            if len(near) == 1:
+                out.append((r, c, near.pop(), _fg_mask(grid, r, c, bg), False))
+    if len(out) > 400:
+        raise ValueError("too many sources")
+    return out
+
+
+def _ray_cells(grid: Grid, r: int, c: int, dr: int, dc: int, bg: int, stop: bool) -> list[tuple[int, int]]:
+    h, w = shape(grid)
+    cells = []
+    r, c = r + dr, c + dc
+    while 0 <= r < h and 0 <= c < w:
+        if grid[r][c] != bg:
+            if stop:
+                break
+        else:
+            cells.append((r, c))
+        r, c = r + dr, c + dc
+    return cells
+
+
+RayTable = dict[tuple[int, int, int, bool, int], bool]
+
+
+def _ray_key(colour: int, d: int, mask: int, fg: bool, blind: bool) -> tuple[int, int, int, bool, int]:
+    return (-1 if blind else colour, d, mask, fg, 0)
+
+
+def learn_neighbourhood_rays(S: tuple[Pair, ...], blind: bool, stop: bool) -> RayTable | None:
+    """Which (colour, direction, 3×3 foreground mask) sources cast a ray of their colour over background,
+    learned from the pairs; None when some key disagrees, no ray is ever cast or the table does not
+    reproduce every pair."""
+    if not S or not learn.same_shapes(S):
+        return None
+    table: RayTable = {}
+    for i, o in S:
+        bg = background(i)
+        if background(o) != bg:
+            return None
+        for r, c, v, mask, fg in _sources(i):
+            for d, (dr, dc) in enumerate(NEIGHBOURS_8):
+                ray = _ray_cells(i, r, c, dr, dc, bg, stop)
+                if not ray:
+                    continue
+                painted = sum(o[y][x] == v for y, x in ray)
+                if painted not in (0, len(ray)):
+                    cast = None
+                else:
+                    cast = painted == len(ray)
+                key = _ray_key(v, d, mask, fg, blind)
+                if cast is None:
+                    if table.get(key):
+                        continue
+                    cast = False
+                old = table.get(key)
+                if old is None or (cast and not old):
+                    table[key] = cast
+    if not any(table.values()):
+        return None
+    for i, o in S:
+        if apply_neighbourhood_rays(i, table, blind, stop) != o:
+            return None
+    return table
+
+
+def apply_neighbourhood_rays(grid: Grid, table: RayTable, blind: bool, stop: bool) -> Grid:
+    """Cast the learned rays (background cells only; unseen keys cast nothing)."""
+    bg = background(grid)
+    rows = [list(row) for row in grid]
+    for r, c, v, mask, fg in _sources(grid):
+        for d, (dr, dc) in enumerate(NEIGHBOURS_8):
+            if table.get(_ray_key(v, d, mask, fg, blind)):
+                for y, x in _ray_cells(grid, r, c, dr, dc, bg, stop):
+                    if rows[y][x] == bg:
+                        rows[y][x] = v
+    return tuple(tuple(row) for row in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# flood fill, empty lines, tiled outputs
+
+
+def flood_from_seeds(grid: Grid, params: tuple[int, bool]) -> Grid:
+    """Background regions (4- or 8-connected) touching a cell of colour ``seed`` take that colour."""
+    seed, diagonal = params
+    bg = background(grid)
+    if seed == bg:
+        raise ValueError("seed is background")
+    h, w = shape(grid)
+    steps = NEIGHBOURS_8 if diagonal else NEIGHBOURS_4
+    rows = [list(row) for row in grid]
+    stack = [
+        (r + dr, c + dc)
+        for r in range(h)
+        for c in range(w)
+        if grid[r][c] == seed
+        for dr, dc in steps
+        if 0 <= r + dr < h and 0 <= c + dc < w and grid[r + dr][c + dc] == bg
+    ]
+    if not stack:
+        raise ValueError("no seeds")
+    while stack:
+        r, c = stack.pop()
+        if rows[r][c] != bg:
+            continue
+        rows[r][c] = seed
+        for dr, dc in steps:
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < h and 0 <= nc < w and rows[nr][nc] == bg:
+                stack.append((nr, nc))
+    return tuple(tuple(row) for row in rows)
+
+
+def fill_empty_lines(grid: Grid, params: tuple[int, bool]) -> Grid:
+    """Rows and columns that are all background (but for their two end cells, with ``inner``) become ``colour``."""
+    colour, inner = params
+    bg = background(grid)
+    a = dsl.to_array(grid)
+    h, w = a.shape
+    if inner and (h < 3 or w < 3):
+        raise ValueError("too small")
+    core = a[:, 1:-1] if inner else a
+    rows = (core == bg).all(axis=1)
+    core = a[1:-1, :] if inner else a
+    cols = (core == bg).all(axis=0)
+    if not rows.any() and not cols.any():
+        raise ValueError("no empty line")
+    out = a.copy()
+    lo_c, hi_c = (1, w - 1) if inner else (0, w)
+    lo_r, hi_r = (1, h - 1) if inner else (0, h)
+    for r in np.nonzero(rows)[0]:
+        out[r, lo_c:hi_c] = colour
+    for c in np.nonzero(cols)[0]:
+        out[lo_r:hi_r, c] = colour
+    return dsl.from_array(out)
+
+
+def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
+    """The smallest tile (by area) every output repeats from its top-left corner, or None (at least two pairs,
+    outputs of the inputs' shapes in at least two different shapes, the tile smaller than every output)."""
+    if len(S) < 2 or not learn.same_shapes(S) or len({shape(o) for _, o in S}) < 2:
+        return None
+    outs = [dsl.to_array(o) for _, o in S]
+    hmin = min(o.shape[0] for o in outs)
+    wmin = min(o.shape[1] for o in outs)
+    for area, py, px in sorted((py * px, py, px) for py in range(1, hmin + 1) for px in range(1, wmin + 1)):
+        if py == hmin and px == wmin:
+            break
+        tile = outs[0][:py, :px]
+        if all(
+            np.array_equal(np.tile(tile, (-(-o.shape[0] // py), -(-o.shape[1] // px)))[: o.shape[0], : o.shape[1]], o)
+            for o in outs
+        ):
+            del area
+            return dsl.from_array(tile)
+    return None
+
+
+def apply_output_tile(grid: Grid, tile: Grid) -> Grid:
+    """The learned tile repeated over the input's shape."""
+    h, w = shape(grid)
+    t = dsl.to_array(tile)
+    return dsl.from_array(np.tile(t, (-(-h // t.shape[0]), -(-w // t.shape[1])))[:h, :w])
+
+
+# ---------------------------------------------------------------------------------------------
+# candidates
+
+
+def _fitted(key: Any, options: Callable[[Context], Any], apply: Callable[[Grid, Any], Grid]) -> CandidateFn:
+    def run(ctx: Context, grid: Grid) -> Grid:
+        return apply(grid, ctx.need(("cmp", key), lambda: learn.fit(ctx.S, options(ctx), apply)))
+
+    return run
+
+
+def _mask_options(ctx: Context) -> list[int]:
+    """Colours in every train input, those in no output first."""
+    in_all = set(range(10))
+    for i, _ in ctx.S:
+        in_all &= set(dsl.palette(i))
+    outs = {v for _, o in ctx.S for row in o for v in row}
+    return sorted(in_all, key=lambda c: (c in outs, c))
+
+
+def masked_region(fill: Callable[[Grid, int], Grid]) -> Callable[[Grid, int], Grid]:
+    """What ``fill`` restores under the ``mask`` colour's bounding box."""
+
+    def run(grid: Grid, mask: int) -> Grid:
+        box = dsl.bbox(tuple(tuple(1 if v == mask else 0 for v in row) for row in grid), 0)
+        if box is None:
+            raise ValueError("no mask")
+        return dsl.crop(fill(grid, mask), *box)
+
+    return run
+
+
+def _symmetry_options(ctx: Context) -> list[tuple[str, int | None]]:
+    colours: list[int | None] = [None]
+    colours += list(learn.new_colours(ctx.S))
+    return [(kind, colour) for colour in colours for kind in GROUPS]
+
+
+def _ray_candidate(blind: bool, stop: bool) -> CandidateFn:
+    def run(ctx: Context, grid: Grid) -> Grid:
+        table = ctx.need(("cmp_rays", blind, stop), lambda: learn_neighbourhood_rays(ctx.loo(), blind, stop))
+        return apply_neighbourhood_rays(grid, table, blind, stop)
+
+    return run
+
+
+def _seed_options(ctx: Context) -> list[tuple[int, bool]]:
+    return [(c, d) for c in learn.new_colours(ctx.S) for d in (False, True)]
+
+
+def _line_options(ctx: Context) -> list[tuple[int, bool]]:
+    return [(c, inner) for inner in (False, True) for c in learn.new_colours(ctx.S)]
+
+
+def _output_tile(ctx: Context, grid: Grid) -> Grid:
+    return apply_output_tile(grid, ctx.need("cmp_output_tile", lambda: learn_output_tile(ctx.S)))
+
+
+def add_completion_families(reg: Any) -> None:
+    """Register the ``cmp_*`` candidates (at the end of the registry)."""
+    fix = masked_region
+    reg.add("cmp_repair_lattice", _fitted("lattice", _mask_options, repair_lattice))
+    reg.add("cmp_masked_region_lattice", _fitted("region_lattice", _mask_options, fix(repair_lattice)))
+    reg.add("cmp_masked_region_symmetry", _fitted("region_sym", _mask_options, fix(dsl.complete_symmetry)))
+    reg.add("cmp_repair_symmetry", _fitted("repair_sym", _mask_options, dsl.complete_symmetry))
+    reg.add("cmp_symmetrise_about_centre", _fitted("sym_centre", _symmetry_options, _symmetrise))
+    for blind in (False, True):
+        for stop in (False, True):
+            name = f"cmp_rays_neighbourhood{'_blind' if blind else ''}{'_stop' if stop else ''}"
+            reg.add(name, _ray_candidate(blind, stop))
+    reg.add("cmp_flood_from_seeds", _fitted("flood", _seed_options, flood_from_seeds))
+    reg.add("cmp_fill_empty_lines", _fitted("empty_lines", _line_options, fill_empty_lines))
+    reg.add("cmp_output_tile", _output_tile)
+
+
+def _symmetrise(grid: Grid, option: tuple[str, int | None]) -> Grid:
+    return symmetrise_about(grid, *option)
+
