@@ -23,7 +23,7 @@ import numpy as np
 
 from batt_tasks.battery import dsl, learn
 from batt_tasks.battery.dsl import NEIGHBOURS_4, NEIGHBOURS_8, Grid, background, shape
-from batt_tasks.battery.learn import Context, Pair
+from batt_tasks.battery.learn import Context, NotLearned, Pair
 
 CandidateFn = Callable[[Context, Grid], Grid]
 
@@ -132,7 +132,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 _PARITY = {"transpose", "antitranspose", "rot90", "rot270"}
 MAX_FG = 300
-MAX_CENTRES = 1800
+MAX_WORK = 400_000  # centres × foreground cells × transforms
 
 
 @lru_cache(maxsize=256)
@@ -152,7 +152,7 @@ def symmetry_centre(grid: Grid, kind: str, blind: bool) -> tuple[int, int] | Non
     if any(t in _PARITY for t in GROUPS[kind]):
         keep = (As - Bs) % 2 == 0
         As, Bs = As[keep], Bs[keep]
-    if len(As) > MAX_CENTRES or not len(As):
+    if not len(As) or len(As) * len(rr) * len(GROUPS[kind]) > MAX_WORK:
         return None
     vals = a[rr, cc]
     ok = np.ones(len(As), dtype=bool)
@@ -397,20 +397,54 @@ def apply_output_tile(grid: Grid, tile: Grid) -> Grid:
 # candidates
 
 
-def _fitted(key: Any, options: Callable[[Context], Any], apply: Callable[[Grid, Any], Grid]) -> CandidateFn:
+def paints_background_only(S: tuple[Pair, ...]) -> bool:
+    """Whether every output has its input's shape and background and differs from it only on background cells
+    (drawing tasks: rays, symmetric completion, fills)."""
+    if not S or not learn.same_shapes(S):
+        return False
+    changed = False
+    for i, o in S:
+        bg = background(i)
+        for ri, ro in zip(i, o, strict=True):
+            if ri != ro:
+                changed = True
+                if any(a != b and a != bg for a, b in zip(ri, ro, strict=True)):
+                    return False
+    return changed
+
+
+def _drawing(ctx: Context) -> None:
+    if not ctx.memo("cmp_paints_bg", lambda: paints_background_only(ctx.S)):
+        raise NotLearned("not a drawing task")
+
+
+def _fitted(
+    key: Any, options: Callable[[Context], Any], apply: Callable[[Grid, Any], Grid], drawing: bool = False
+) -> CandidateFn:
     def run(ctx: Context, grid: Grid) -> Grid:
+        if drawing:
+            _drawing(ctx)
         return apply(grid, ctx.need(("cmp", key), lambda: learn.fit(ctx.S, options(ctx), apply)))
 
     return run
 
 
 def _mask_options(ctx: Context) -> list[int]:
-    """Colours in every train input, those in no output first."""
+    """Colours in every train input and in no output."""
     in_all = set(range(10))
     for i, _ in ctx.S:
         in_all &= set(dsl.palette(i))
     outs = {v for _, o in ctx.S for row in o for v in row}
-    return sorted(in_all, key=lambda c: (c in outs, c))
+    return sorted(in_all - outs)
+
+
+def _repair_options(ctx: Context) -> list[int]:
+    return _mask_options(ctx) if learn.same_shapes(ctx.S) else []
+
+
+def _region_options(ctx: Context) -> list[int]:
+    smaller = all(shape(o)[0] * shape(o)[1] < shape(i)[0] * shape(i)[1] for i, o in ctx.S)
+    return _mask_options(ctx) if smaller else []
 
 
 def masked_region(fill: Callable[[Grid, int], Grid]) -> Callable[[Grid, int], Grid]:
@@ -433,6 +467,7 @@ def _symmetry_options(ctx: Context) -> list[tuple[str, int | None]]:
 
 def _ray_candidate(blind: bool, stop: bool) -> CandidateFn:
     def run(ctx: Context, grid: Grid) -> Grid:
+        _drawing(ctx)
         table = ctx.need(("cmp_rays", blind, stop), lambda: learn_neighbourhood_rays(ctx.loo(), blind, stop))
         return apply_neighbourhood_rays(grid, table, blind, stop)
 
@@ -454,17 +489,17 @@ def _output_tile(ctx: Context, grid: Grid) -> Grid:
 def add_completion_families(reg: Any) -> None:
     """Register the ``cmp_*`` candidates (at the end of the registry)."""
     fix = masked_region
-    reg.add("cmp_repair_lattice", _fitted("lattice", _mask_options, repair_lattice))
-    reg.add("cmp_masked_region_lattice", _fitted("region_lattice", _mask_options, fix(repair_lattice)))
-    reg.add("cmp_masked_region_symmetry", _fitted("region_sym", _mask_options, fix(dsl.complete_symmetry)))
-    reg.add("cmp_repair_symmetry", _fitted("repair_sym", _mask_options, dsl.complete_symmetry))
-    reg.add("cmp_symmetrise_about_centre", _fitted("sym_centre", _symmetry_options, _symmetrise))
+    reg.add("cmp_repair_lattice", _fitted("lattice", _repair_options, repair_lattice))
+    reg.add("cmp_masked_region_lattice", _fitted("region_lattice", _region_options, fix(repair_lattice)))
+    reg.add("cmp_masked_region_symmetry", _fitted("region_sym", _region_options, fix(dsl.complete_symmetry)))
+    reg.add("cmp_repair_symmetry", _fitted("repair_sym", _repair_options, dsl.complete_symmetry))
+    reg.add("cmp_symmetrise_about_centre", _fitted("sym_centre", _symmetry_options, _symmetrise, True))
     for blind in (False, True):
         for stop in (False, True):
             name = f"cmp_rays_neighbourhood{'_blind' if blind else ''}{'_stop' if stop else ''}"
             reg.add(name, _ray_candidate(blind, stop))
-    reg.add("cmp_flood_from_seeds", _fitted("flood", _seed_options, flood_from_seeds))
-    reg.add("cmp_fill_empty_lines", _fitted("empty_lines", _line_options, fill_empty_lines))
+    reg.add("cmp_flood_from_seeds", _fitted("flood", _seed_options, flood_from_seeds, True))
+    reg.add("cmp_fill_empty_lines", _fitted("empty_lines", _line_options, fill_empty_lines, True))
     reg.add("cmp_output_tile", _output_tile)
 
 
