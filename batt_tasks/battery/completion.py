@@ -135,6 +135,39 @@ MAX_FG = 300
 MAX_WORK = 400_000  # centres × foreground cells × transforms
 
 
+def _maps_onto_itself(cells: set[tuple[int, int]], kind: str, A: int, B: int) -> bool:
+    rr = np.array([r for r, _ in cells])
+    cc = np.array([c for _, c in cells])
+    for name in GROUPS[kind]:
+        ir, ic = TRANSFORMS[name](rr, cc, np.int64(A), np.int64(B))
+        if {(int(r), int(c)) for r, c in zip(ir, ic, strict=True)} != cells:
+            return False
+    return True
+
+
+@lru_cache(maxsize=256)
+def pivot_centre(grid: Grid, kind: str) -> tuple[int, int] | None:
+    """The doubled bounding-box centre of the one foreground colour whose cells the group ``kind`` maps onto
+    themselves about that centre (the pivot other shapes are mirrored around), or None."""
+    bg = background(grid)
+    by_colour: dict[int, set[tuple[int, int]]] = {}
+    for r, c, v in dsl.cells(grid):
+        if v != bg:
+            by_colour.setdefault(v, set()).add((r, c))
+    if len(by_colour) < 2:
+        return None
+    found = []
+    for colour in sorted(by_colour):
+        cells = by_colour[colour]
+        A = min(r for r, _ in cells) + max(r for r, _ in cells)
+        B = min(c for _, c in cells) + max(c for _, c in cells)
+        if (A - B) % 2 and any(t in _PARITY for t in GROUPS[kind]):
+            continue
+        if _maps_onto_itself(cells, kind, A, B):
+            found.append((A, B))
+    return found[0] if found and len(set(found)) == 1 else None
+
+
 @lru_cache(maxsize=256)
 def symmetry_centre(grid: Grid, kind: str, blind: bool) -> tuple[int, int] | None:
     """The doubled centre ``(A, B)`` (inside the foreground's box) about which the group ``kind`` maps every
@@ -177,10 +210,11 @@ def symmetry_centre(grid: Grid, kind: str, blind: bool) -> tuple[int, int] | Non
     return int(As[best]), int(Bs[best])
 
 
-def symmetrise_about(grid: Grid, kind: str, colour: int | None) -> Grid:
-    """Complete the grid under the group ``kind`` about its detected centre; new cells take their source's
-    colour, or ``colour`` when given. Raises ValueError when no centre fits or nothing changes."""
-    centre = symmetry_centre(grid, kind, colour is not None)
+def symmetrise_about(grid: Grid, kind: str, colour: int | None, pivot: bool = False) -> Grid:
+    """Complete the grid under the group ``kind`` about its detected centre (the best-agreeing one, or the
+    :func:`pivot_centre`); new cells take their source's colour, or ``colour`` when given. Raises ValueError
+    when no centre fits or an image leaves the grid."""
+    centre = pivot_centre(grid, kind) if pivot else symmetry_centre(grid, kind, colour is not None)
     if centre is None:
         raise ValueError("no centre")
     A, B = centre
@@ -191,10 +225,10 @@ def symmetrise_about(grid: Grid, kind: str, colour: int | None) -> Grid:
     out = a.copy()
     for name in GROUPS[kind]:
         ir, ic = TRANSFORMS[name](rr, cc, np.int64(A), np.int64(B))
+        if ir.min() < 0 or ic.min() < 0 or ir.max() >= a.shape[0] or ic.max() >= a.shape[1]:
+            raise ValueError("image leaves the grid")
         empty = a[ir, ic] == bg
         out[ir[empty], ic[empty]] = vals[empty] if colour is None else colour
-    if (out == a).all():
-        raise ValueError("already symmetric")
     return dsl.from_array(out)
 
 
@@ -366,22 +400,32 @@ def fill_empty_lines(grid: Grid, params: tuple[int, bool]) -> Grid:
 
 
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
-    """The smallest tile (by area) every output repeats from its top-left corner, or None (at least two pairs,
-    outputs of the inputs' shapes in at least two different shapes, the tile smaller than every output)."""
+    """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
+    pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
     if len(S) < 2 or not learn.same_shapes(S) or len({shape(o) for _, o in S}) < 2:
         return None
     outs = [dsl.to_array(o) for _, o in S]
-    hmin = min(o.shape[0] for o in outs)
-    wmin = min(o.shape[1] for o in outs)
-    for area, py, px in sorted((py * px, py, px) for py in range(1, hmin + 1) for px in range(1, wmin + 1)):
-        if py == hmin and px == wmin:
+    hmax = max(o.shape[0] for o in outs)
+    wmax = max(o.shape[1] for o in outs)
+    options = sorted((py * px, py, px) for py in range(1, hmax + 1) for px in range(1, wmax + 1))
+    for _, py, px in options:
+        if py >= hmax and px >= wmax:
             break
-        tile = outs[0][:py, :px]
-        if all(
-            np.array_equal(np.tile(tile, (-(-o.shape[0] // py), -(-o.shape[1] // px)))[: o.shape[0], : o.shape[1]], o)
-            for o in outs
-        ):
-            del area
+        tile = np.full((py, px), -1, dtype=np.int16)
+        ok = True
+        for o in outs:
+            h, w = o.shape
+            big = np.full((-(-h // py) * py, -(-w // px) * px), -1, dtype=np.int16)
+            big[:h, :w] = o
+            blocks = big.reshape(-(-h // py), py, -(-w // px), px)
+            hi = blocks.max(axis=(0, 2))
+            lo = np.where(blocks < 0, 99, blocks).min(axis=(0, 2))
+            seen = hi >= 0
+            if (seen & (hi != lo)).any() or (seen & (tile >= 0) & (tile != hi)).any():
+                ok = False
+                break
+            tile = np.where(seen, hi, tile)
+        if ok and (tile >= 0).all():
             return dsl.from_array(tile)
     return None
 
@@ -459,10 +503,10 @@ def masked_region(fill: Callable[[Grid, int], Grid]) -> Callable[[Grid, int], Gr
     return run
 
 
-def _symmetry_options(ctx: Context) -> list[tuple[str, int | None]]:
+def _symmetry_options(ctx: Context) -> list[tuple[str, int | None, bool]]:
     colours: list[int | None] = [None]
     colours += list(learn.new_colours(ctx.S))
-    return [(kind, colour) for colour in colours for kind in GROUPS]
+    return [(kind, colour, pivot) for pivot in (False, True) for colour in colours for kind in GROUPS]
 
 
 def _ray_candidate(blind: bool, stop: bool) -> CandidateFn:
@@ -503,6 +547,6 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_output_tile", _output_tile)
 
 
-def _symmetrise(grid: Grid, option: tuple[str, int | None]) -> Grid:
+def _symmetrise(grid: Grid, option: tuple[str, int | None, bool]) -> Grid:
     return symmetrise_about(grid, *option)
 
