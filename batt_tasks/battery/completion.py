@@ -283,20 +283,42 @@ def _ray_cells(grid: Grid, r: int, c: int, dr: int, dc: int, bg: int, stop: bool
     return cells
 
 
-RayTable = dict[tuple[int, int, int, bool, int], bool]
+RayKey = tuple[int, int, int, bool]
+RayTable = dict[RayKey, bool]
+RayMode = tuple[bool, bool, bool]  # (blind: any colour, stop at foreground, augment by the 8 symmetries)
+
+_OFFSET_INDEX = {d: k for k, d in enumerate(NEIGHBOURS_8)}
+_DIHEDRAL: tuple[Callable[[int, int], tuple[int, int]], ...] = (
+    lambda r, c: (r, c),
+    lambda r, c: (c, -r),
+    lambda r, c: (-r, -c),
+    lambda r, c: (-c, r),
+    lambda r, c: (r, -c),
+    lambda r, c: (-r, c),
+    lambda r, c: (c, r),
+    lambda r, c: (-c, -r),
+)
 
 
-def _ray_key(colour: int, d: int, mask: int, fg: bool, blind: bool) -> tuple[int, int, int, bool, int]:
-    return (-1 if blind else colour, d, mask, fg, 0)
+@lru_cache(maxsize=4096)
+def _transformed(d: int, mask: int, t: int) -> tuple[int, int]:
+    """Direction index and 3×3 mask under the ``t``-th symmetry of the square."""
+    fn = _DIHEDRAL[t]
+    new_mask = 0
+    for k, (dr, dc) in enumerate(NEIGHBOURS_8):
+        if mask >> (7 - k) & 1:
+            new_mask |= 1 << (7 - _OFFSET_INDEX[fn(dr, dc)])
+    return _OFFSET_INDEX[fn(*NEIGHBOURS_8[d])], new_mask
 
 
-def learn_neighbourhood_rays(S: tuple[Pair, ...], blind: bool, stop: bool) -> RayTable | None:
-    """Which (colour, direction, 3×3 foreground mask) sources cast a ray of their colour over background,
-    learned from the pairs; None when some key disagrees, no ray is ever cast or the table does not
-    reproduce every pair."""
+def learn_neighbourhood_rays(S: tuple[Pair, ...], mode: RayMode) -> RayTable | None:
+    """Which (colour, direction, 3×3 foreground mask, is-foreground) sources cast a ray of their colour over
+    background: a key casts when its rays were always fully painted, never left empty (rays partly painted
+    say nothing). None when no ray is cast or the table does not reproduce every pair."""
+    blind, stop, augment = mode
     if not S or not learn.same_shapes(S):
         return None
-    table: RayTable = {}
+    seen: dict[RayKey, set[bool]] = {}
     for i, o in S:
         bg = background(i)
         if background(o) != bg:
@@ -308,32 +330,28 @@ def learn_neighbourhood_rays(S: tuple[Pair, ...], blind: bool, stop: bool) -> Ra
                     continue
                 painted = sum(o[y][x] == v for y, x in ray)
                 if painted not in (0, len(ray)):
-                    cast = None
-                else:
-                    cast = painted == len(ray)
-                key = _ray_key(v, d, mask, fg, blind)
-                if cast is None:
-                    if table.get(key):
-                        continue
-                    cast = False
-                old = table.get(key)
-                if old is None or (cast and not old):
-                    table[key] = cast
-    if not any(table.values()):
+                    continue
+                colour = -1 if blind else v
+                for t in range(8 if augment else 1):
+                    td, tmask = _transformed(d, mask, t) if t else (d, mask)
+                    seen.setdefault((colour, td, tmask, fg), set()).add(painted > 0)
+    table = {k: True for k, v in seen.items() if v == {True}}
+    if not table:
         return None
     for i, o in S:
-        if apply_neighbourhood_rays(i, table, blind, stop) != o:
+        if apply_neighbourhood_rays(i, table, mode) != o:
             return None
     return table
 
 
-def apply_neighbourhood_rays(grid: Grid, table: RayTable, blind: bool, stop: bool) -> Grid:
+def apply_neighbourhood_rays(grid: Grid, table: RayTable, mode: RayMode) -> Grid:
     """Cast the learned rays (background cells only; unseen keys cast nothing)."""
+    blind, stop, _ = mode
     bg = background(grid)
     rows = [list(row) for row in grid]
     for r, c, v, mask, fg in _sources(grid):
         for d, (dr, dc) in enumerate(NEIGHBOURS_8):
-            if table.get(_ray_key(v, d, mask, fg, blind)):
+            if table.get((-1 if blind else v, d, mask, fg)):
                 for y, x in _ray_cells(grid, r, c, dr, dc, bg, stop):
                     if rows[y][x] == bg:
                         rows[y][x] = v
@@ -509,11 +527,11 @@ def _symmetry_options(ctx: Context) -> list[tuple[str, int | None, bool]]:
     return [(kind, colour, pivot) for pivot in (False, True) for colour in colours for kind in GROUPS]
 
 
-def _ray_candidate(blind: bool, stop: bool) -> CandidateFn:
+def _ray_candidate(mode: RayMode) -> CandidateFn:
     def run(ctx: Context, grid: Grid) -> Grid:
         _drawing(ctx)
-        table = ctx.need(("cmp_rays", blind, stop), lambda: learn_neighbourhood_rays(ctx.loo(), blind, stop))
-        return apply_neighbourhood_rays(grid, table, blind, stop)
+        table = ctx.need(("cmp_rays", mode), lambda: learn_neighbourhood_rays(ctx.loo(), mode))
+        return apply_neighbourhood_rays(grid, table, mode)
 
     return run
 
@@ -538,10 +556,10 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_masked_region_symmetry", _fitted("region_sym", _region_options, fix(dsl.complete_symmetry)))
     reg.add("cmp_repair_symmetry", _fitted("repair_sym", _repair_options, dsl.complete_symmetry))
     reg.add("cmp_symmetrise_about_centre", _fitted("sym_centre", _symmetry_options, _symmetrise, True))
-    for blind in (False, True):
+    for blind, augment in ((False, False), (True, False), (True, True)):
         for stop in (False, True):
-            name = f"cmp_rays_neighbourhood{'_blind' if blind else ''}{'_stop' if stop else ''}"
-            reg.add(name, _ray_candidate(blind, stop))
+            name = f"cmp_rays_neighbourhood{'_blind' if blind else ''}{'_d8' if augment else ''}{'_stop' if stop else ''}"
+            reg.add(name, _ray_candidate((blind, stop, augment)))
     reg.add("cmp_flood_from_seeds", _fitted("flood", _seed_options, flood_from_seeds, True))
     reg.add("cmp_fill_empty_lines", _fitted("empty_lines", _line_options, fill_empty_lines, True))
     reg.add("cmp_output_tile", _output_tile)
