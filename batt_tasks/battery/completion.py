@@ -245,7 +245,8 @@ def _fg_mask(grid: Grid, r: int, c: int, bg: int) -> int:
     return bits
 
 
-def _sources(grid: Grid) -> list[tuple[int, int, int, int, bool]]:
+@lru_cache(maxsize=256)
+def _sources(grid: Grid) -> tuple[tuple[int, int, int, int, bool], ...]:
     """``(r, c, colour, mask, is_fg)`` of foreground cells and of background cells next to exactly one
     foreground colour (their colour is that one)."""
     bg = background(grid)
@@ -266,7 +267,7 @@ def _sources(grid: Grid) -> list[tuple[int, int, int, int, bool]]:
                 out.append((r, c, near.pop(), _fg_mask(grid, r, c, bg), False))
     if len(out) > 400:
         raise ValueError("too many sources")
-    return out
+    return tuple(out)
 
 
 def _ray_cells(grid: Grid, r: int, c: int, dr: int, dc: int, bg: int, stop: bool) -> list[tuple[int, int]]:
@@ -311,6 +312,23 @@ def _transformed(d: int, mask: int, t: int) -> tuple[int, int]:
     return _OFFSET_INDEX[fn(*NEIGHBOURS_8[d])], new_mask
 
 
+@lru_cache(maxsize=64)
+def _ray_observations(i: Grid, o: Grid, stop: bool) -> tuple[tuple[int, int, int, bool, bool], ...]:
+    """``(colour, direction, mask, is_fg, cast)`` for every source and direction whose ray ``o`` paints fully
+    (cast) or not at all."""
+    bg = background(i)
+    found = []
+    for r, c, v, mask, fg in _sources(i):
+        for d, (dr, dc) in enumerate(NEIGHBOURS_8):
+            ray = _ray_cells(i, r, c, dr, dc, bg, stop)
+            if not ray:
+                continue
+            painted = sum(o[y][x] == v for y, x in ray)
+            if painted in (0, len(ray)):
+                found.append((v, d, mask, fg, painted > 0))
+    return tuple(found)
+
+
 def learn_neighbourhood_rays(S: tuple[Pair, ...], mode: RayMode) -> RayTable | None:
     """Which (colour, direction, 3×3 foreground mask, is-foreground) sources cast a ray of their colour over
     background: a key casts when its rays were always fully painted, never left empty (rays partly painted
@@ -320,21 +338,13 @@ def learn_neighbourhood_rays(S: tuple[Pair, ...], mode: RayMode) -> RayTable | N
         return None
     seen: dict[RayKey, set[bool]] = {}
     for i, o in S:
-        bg = background(i)
-        if background(o) != bg:
+        if background(o) != background(i):
             return None
-        for r, c, v, mask, fg in _sources(i):
-            for d, (dr, dc) in enumerate(NEIGHBOURS_8):
-                ray = _ray_cells(i, r, c, dr, dc, bg, stop)
-                if not ray:
-                    continue
-                painted = sum(o[y][x] == v for y, x in ray)
-                if painted not in (0, len(ray)):
-                    continue
-                colour = -1 if blind else v
-                for t in range(8 if augment else 1):
-                    td, tmask = _transformed(d, mask, t) if t else (d, mask)
-                    seen.setdefault((colour, td, tmask, fg), set()).add(painted > 0)
+        observed = {(-1 if blind else v, d, mask, fg, cast) for v, d, mask, fg, cast in _ray_observations(i, o, stop)}
+        for colour, d, mask, fg, cast in sorted(observed):
+            for t in range(8 if augment else 1):
+                td, tmask = _transformed(d, mask, t) if t else (d, mask)
+                seen.setdefault((colour, td, tmask, fg), set()).add(cast)
     table = {k: True for k, v in seen.items() if v == {True}}
     if not table:
         return None
@@ -417,6 +427,84 @@ def fill_empty_lines(grid: Grid, params: tuple[int, bool]) -> Grid:
     return dsl.from_array(out)
 
 
+def fill_empty_squares(grid: Grid, params: tuple[int, int]) -> Grid:
+    """Paint ``colour`` over every ``k``×``k`` window that is all background (windows may overlap)."""
+    k, colour = params
+    a = dsl.to_array(grid)
+    h, w = a.shape
+    if k < 2 or k > min(h, w):
+        raise ValueError("window does not fit")
+    bg = a == background(grid)
+    ok = np.ones((h - k + 1, w - k + 1), dtype=bool)
+    for dr in range(k):
+        for dc in range(k):
+            ok &= bg[dr : dr + h - k + 1, dc : dc + w - k + 1]
+    if not ok.any():
+        raise ValueError("no empty square")
+    paint = np.zeros_like(bg)
+    for r, c in zip(*np.nonzero(ok), strict=True):
+        paint[r : r + k, c : c + k] = True
+    out = a.copy()
+    out[paint] = colour
+    return dsl.from_array(out)
+
+
+def rays_to_target(grid: Grid, diagonal: bool) -> Grid:
+    """Each single-cell object that sees the largest object along a row or column (or diagonal) over
+    background draws a line of its colour up to it."""
+    from batt_tasks.battery.objects import SELECTORS, objects
+
+    objs = objects(grid, False, True)
+    target = SELECTORS["largest"](objs)
+    if target.size < 2:
+        raise ValueError("no target")
+    where = {(r, c) for r, c, _ in target.cells}
+    bg = background(grid)
+    h, w = shape(grid)
+    rows = [list(row) for row in grid]
+    changed = False
+    for obj in objs:
+        if obj.size != 1:
+            continue
+        r0, c0, v = obj.cells[0]
+        for dr, dc in NEIGHBOURS_8 if diagonal else NEIGHBOURS_4:
+            r, c, path = r0 + dr, c0 + dc, []
+            while 0 <= r < h and 0 <= c < w and grid[r][c] == bg:
+                path.append((r, c))
+                r, c = r + dr, c + dc
+            if path and (r, c) in where:
+                changed = True
+                for y, x in path:
+                    rows[y][x] = v
+    if not changed:
+        raise ValueError("no ray")
+    return tuple(tuple(row) for row in rows)
+
+
+def extend_runs(grid: Grid, axes: str) -> Grid:
+    """Rows (``h``) / columns (``v``) whose foreground is one run of at least two cells repeat that run
+    periodically over the whole line, in phase with it."""
+    bg = background(grid)
+    out = dsl.to_array(grid)
+    changed = False
+    for axis in axes:
+        src = grid if axis == "h" else dsl.transpose(grid)
+        for r, row in enumerate(src):
+            fg = [c for c, v in enumerate(row) if v != bg]
+            if len(fg) < 2 or fg[-1] - fg[0] + 1 != len(fg):
+                continue
+            start, n = fg[0], len(fg)
+            line = [row[start + (c - start) % n] for c in range(len(row))]
+            if axis == "h":
+                out[r, :] = line
+            else:
+                out[:, r] = line
+            changed = True
+    if not changed:
+        raise ValueError("no run")
+    return dsl.from_array(out)
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -425,7 +513,11 @@ def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     outs = [dsl.to_array(o) for _, o in S]
     hmax = max(o.shape[0] for o in outs)
     wmax = max(o.shape[1] for o in outs)
-    options = sorted((py * px, py, px) for py in range(1, hmax + 1) for px in range(1, wmax + 1))
+    row_periods = [py for py in range(1, hmax + 1) if all(np.array_equal(o[py:], o[: len(o) - py]) for o in outs)]
+    col_periods = [
+        px for px in range(1, wmax + 1) if all(np.array_equal(o[:, px:], o[:, : o.shape[1] - px]) for o in outs)
+    ]
+    options = sorted((py * px, py, px) for py in row_periods for px in col_periods)
     for _, py, px in options:
         if py >= hmax and px >= wmax:
             break
@@ -544,6 +636,10 @@ def _line_options(ctx: Context) -> list[tuple[int, bool]]:
     return [(c, inner) for inner in (False, True) for c in learn.new_colours(ctx.S)]
 
 
+def _square_options(ctx: Context) -> list[tuple[int, int]]:
+    return [(k, c) for k in (2, 3, 4) for c in learn.new_colours(ctx.S)]
+
+
 def _output_tile(ctx: Context, grid: Grid) -> Grid:
     return apply_output_tile(grid, ctx.need("cmp_output_tile", lambda: learn_output_tile(ctx.S)))
 
@@ -563,6 +659,12 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_flood_from_seeds", _fitted("flood", _seed_options, flood_from_seeds, True))
     reg.add("cmp_fill_empty_lines", _fitted("empty_lines", _line_options, fill_empty_lines, True))
     reg.add("cmp_output_tile", _output_tile)
+    reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
+    for diagonal in (False, True):
+        name = f"cmp_rays_to_largest{'_diag' if diagonal else ''}"
+        reg.add(name, _fitted(name, lambda ctx, d=diagonal: [d], rays_to_target, True))
+    for axes in ("h", "v", "hv"):
+        reg.add(f"cmp_extend_runs_{axes}", _fitted(f"runs_{axes}", lambda ctx, a=axes: [a], extend_runs, True))
 
 
 def _symmetrise(grid: Grid, option: tuple[str, int | None, bool]) -> Grid:
