@@ -409,8 +409,8 @@ def fill_empty_lines(grid: Grid, params: tuple[int, bool]) -> Grid:
     bg = background(grid)
     a = dsl.to_array(grid)
     h, w = a.shape
-    if inner and (h < 3 or w < 3):
-        raise ValueError("too small")
+    if (inner and (h < 3 or w < 3)) or (a == bg).all():
+        raise ValueError("too small or empty")
     core = a[:, 1:-1] if inner else a
     rows = (core == bg).all(axis=1)
     core = a[1:-1, :] if inner else a
@@ -654,7 +654,8 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_symmetrise_about_centre", _fitted("sym_centre", _symmetry_options, _symmetrise, True))
     for blind, augment in ((False, False), (True, False), (True, True)):
         for stop in (False, True):
-            name = f"cmp_rays_neighbourhood{'_blind' if blind else ''}{'_d8' if augment else ''}{'_stop' if stop else ''}"
+            suffix = f"{'_blind' if blind else ''}{'_d8' if augment else ''}{'_stop' if stop else ''}"
+            name = f"cmp_rays_neighbourhood{suffix}"
             reg.add(name, _ray_candidate((blind, stop, augment)))
     reg.add("cmp_flood_from_seeds", _fitted("flood", _seed_options, flood_from_seeds, True))
     reg.add("cmp_fill_empty_lines", _fitted("empty_lines", _line_options, fill_empty_lines, True))
@@ -669,4 +670,3 @@ def add_completion_families(reg: Any) -> None:
 
 def _symmetrise(grid: Grid, option: tuple[str, int | None, bool]) -> Grid:
     return symmetrise_about(grid, *option)
-

@@ -1,0 +1,198 @@
+"""Pattern completion and drawing families (``cmp_*``) of :mod:`batt_tasks.battery.completion`."""
+
+from __future__ import annotations
+
+import pytest
+
+from batt_tasks.battery import CANDIDATES, completion, run_candidates
+from batt_tasks.battery.dsl import Grid
+from batt_tasks.battery.learn import Context
+
+
+def g(text: str) -> Grid:
+    """A grid from rows of digits separated by spaces: ``g("12 34")``."""
+    return tuple(tuple(int(ch) for ch in row) for row in text.split())
+
+
+def outputs(task_id: str, S: tuple[tuple[Grid, Grid], ...], grid: Grid) -> dict[str, Grid]:
+    return {cid: out for _, _, cid, out in run_candidates(task_id, S, grid) if cid.startswith("cmp_")}
+
+
+# ---------------------------------------------------------------------------------------------
+# lattices
+
+
+def diagonal_pattern(h: int, w: int) -> Grid:
+    return tuple(tuple((1, 2, 3)[(r + c) % 3] for c in range(w)) for r in range(h))
+
+
+def test_find_lattice_sees_a_sheared_period_the_mask_hides() -> None:
+    full = diagonal_pattern(6, 6)
+    masked = tuple(tuple(0 if r >= 2 and c >= 2 else v for c, v in enumerate(row)) for r, row in enumerate(full))
+    py, px, s = completion.find_lattice(masked, 0)  # type: ignore[misc]
+    assert py * px <= 3
+    assert completion.repair_lattice(masked, 0) == full
+
+
+def test_lattice_classes_follow_the_shear() -> None:
+    cls = completion.lattice_classes(3, 3, (1, 3, 2))
+    assert cls[0, 0] == cls[1, 2] == cls[2, 1]
+    assert cls[0, 0] != cls[0, 1]
+
+
+def test_repair_lattice_without_a_period_or_mask_raises() -> None:
+    with pytest.raises(ValueError):
+        completion.repair_lattice(g("12 34"), 0)  # nothing masked
+    with pytest.raises(ValueError):
+        completion.repair_lattice(g("0"), 0)  # 1×1, all masked
+
+
+def test_repair_lattice_30x30() -> None:
+    full = diagonal_pattern(30, 30)
+    masked = tuple(
+        tuple(0 if 10 <= r < 15 and 3 <= c < 9 else v for c, v in enumerate(row)) for r, row in enumerate(full)
+    )
+    assert completion.repair_lattice(masked, 0) == full
+
+
+# ---------------------------------------------------------------------------------------------
+# symmetry about a detected centre
+
+
+def test_symmetrise_about_an_off_centre_point() -> None:
+    grid = g("00000 01100 01000 00000 00000")
+    out = completion.symmetrise_about(grid, "rot90", None)
+    assert out == g("00000 01100 01100 00000 00000")
+
+
+def test_symmetrise_with_a_new_colour_and_pivot() -> None:
+    # a 2×2 pivot of 3s; the L of 2s mirrored about it in both directions
+    grid = g("200000 220000 003300 003300 000000 000000")
+    out = completion.symmetrise_about(grid, "hv", 5, pivot=True)
+    assert out == g("200005 220055 003300 003300 550055 500005")
+
+
+def test_symmetry_centre_rejects_conflicts_and_single_colour() -> None:
+    # one colour only: no pivot
+    assert completion.pivot_centre(g("010 111 010"), "hv") is None
+    # a 1×1 grid has no foreground-bearing centre to agree with
+    assert completion.symmetry_centre(g("0"), "hv", False) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# rays keyed by neighbourhood
+
+
+def test_neighbourhood_rays_learn_a_corner_ray() -> None:
+    pairs = (
+        (g("00000 00000 00110 00110 00000"), g("10000 01000 00110 00110 00000")),
+        (g("000000 000000 000000 000110 000110 000000"), g("100000 010000 001000 000110 000110 000000")),
+    )
+    table = completion.learn_neighbourhood_rays(pairs, (False, False, False))
+    assert table is not None
+    test = g("0000 0110 0110 0000")
+    assert completion.apply_neighbourhood_rays(test, table, (False, False, False)) == g("1000 0110 0110 0000")
+
+
+def test_neighbourhood_rays_need_a_drawn_ray() -> None:
+    same = ((g("010 000"), g("010 000")),)
+    assert completion.learn_neighbourhood_rays(same, (True, False, True)) is None
+
+
+def test_transformed_mask_rotates_with_direction() -> None:
+    # direction up (index 0 of NEIGHBOURS_8), mask with only the "down" neighbour set
+    down_bit = 1 << (7 - 1)
+    d, mask = completion._transformed(0, down_bit, 2)  # half turn
+    assert d == 1 and mask == 1 << (7 - 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# fills, lines, tiles
+
+
+def test_flood_from_seeds_fills_only_touched_regions() -> None:
+    grid = g("01050 00050 55555 00000")
+    assert completion.flood_from_seeds(grid, (1, False)) == g("11150 11150 55555 00000")
+    with pytest.raises(ValueError):
+        completion.flood_from_seeds(g("0"), (1, False))
+
+
+def test_fill_empty_lines() -> None:
+    grid = g("101 000 101")
+    assert completion.fill_empty_lines(grid, (2, False)) == g("121 222 121")
+    with pytest.raises(ValueError):
+        completion.fill_empty_lines(g("1"), (2, False))
+
+
+def test_output_tile_learned_from_the_largest_output() -> None:
+    pairs = (
+        (g("000 000"), g("120 012")),
+        (g("00000 00000"), g("12012 01201")),
+    )
+    tile = completion.learn_output_tile(pairs)
+    assert tile == g("120 012")
+    assert completion.apply_output_tile(g("0000000 0000000"), tile) == g("1201201 0120120")
+
+
+def test_output_tile_needs_two_shapes() -> None:
+    pairs = ((g("00 00"), g("12 21")), (g("11 00"), g("12 21")))
+    assert completion.learn_output_tile(pairs) is None
+
+
+def test_fill_empty_squares_and_extend_runs() -> None:
+    grid = g("0001 0001 1111")
+    assert completion.fill_empty_squares(grid, (2, 3)) == g("3331 3331 1111")
+    assert completion.extend_runs(g("00120 00000"), "h") == g("12121 00000")
+    with pytest.raises(ValueError):
+        completion.extend_runs(g("1"), "hv")
+
+
+def test_rays_to_largest_stop_at_the_target() -> None:
+    grid = g("00000 03000 00000 00000 22000")
+    # the 3 sees the 2s straight down
+    assert completion.rays_to_target(grid, False) == g("00000 03000 03000 03000 22000")
+
+
+# ---------------------------------------------------------------------------------------------
+# as candidates
+
+
+def test_candidates_are_registered_at_the_end_with_unique_ids() -> None:
+    ids = [c.cid for c in CANDIDATES]
+    cmp_ids = [cid for cid in ids if cid.startswith("cmp_")]
+    assert len(cmp_ids) >= 10
+    assert ids[-len(cmp_ids) :] == cmp_ids
+
+
+def test_masked_region_candidate_picks_the_mask_that_repairs() -> None:
+    def sym(seed: int) -> Grid:
+        half = [[(seed + r * 3 + c) % 7 + 1 for c in range(4)] for r in range(4)]
+        rows = [row + row[::-1] for row in half]
+        return tuple(tuple(row) for row in rows + rows[::-1])
+
+    def masked(grid: Grid, top: int, left: int) -> tuple[Grid, Grid]:
+        rows = [list(r) for r in grid]
+        hidden = tuple(tuple(grid[r][left : left + 2]) for r in range(top, top + 2))
+        for r in range(top, top + 2):
+            for c in range(left, left + 2):
+                rows[r][c] = 0
+        return tuple(tuple(r) for r in rows), hidden
+
+    S = (masked(sym(0), 1, 1), masked(sym(2), 2, 5), masked(sym(4), 5, 2))
+    test_in, test_out = masked(sym(1), 0, 4)
+    out = outputs("cmp_masked", S, test_in)
+    assert out.get("cmp_masked_region_symmetry") == test_out
+
+
+def test_candidates_give_no_output_on_unrelated_tasks() -> None:
+    S = ((g("12 34"), g("4")), (g("56 78"), g("8")))
+    out = outputs("cmp_none", S, g("11 11"))
+    assert not out
+
+
+def test_context_memo_makes_candidates_deterministic() -> None:
+    S = ((g("0100 0000 0000"), g("1111 0000 0000")), (g("0000 0010 0000"), g("0000 1111 0000")))
+    ctx = Context("cmp_det", S, g("0000 0000 0100"))
+    fn = next(c.fn for c in CANDIDATES if c.cid == "cmp_fill_empty_lines")
+    with pytest.raises(ValueError):
+        fn(ctx, g("0000 0000 0100"))
