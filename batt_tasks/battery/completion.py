@@ -505,6 +505,51 @@ def extend_runs(grid: Grid, axes: str) -> Grid:
     return dsl.from_array(out)
 
 
+def tile_content_band(grid: Grid, axis: str) -> Grid:
+    """The rows (``v``), columns (``h``) or both (``hv``) of the foreground's bounding box repeated over the
+    whole grid, in phase with the box."""
+    box = dsl.bbox(grid, background(grid))
+    if box is None:
+        raise ValueError("no content")
+    top, left, bottom, right = box
+    a = dsl.to_array(grid)
+    h, w = a.shape
+    rows = np.arange(h)
+    cols = np.arange(w)
+    if "v" in axis:
+        rows = top + (rows - top) % (bottom - top + 1)
+    if "h" in axis:
+        cols = left + (cols - left) % (right - left + 1)
+    return dsl.from_array(a[np.ix_(rows, cols)])
+
+
+def bounce(grid: Grid, params: tuple[str, int | None]) -> Grid:
+    """A diagonal line from the one foreground cell on the top or bottom row, away from that row, bouncing
+    off the side walls (starting ``right``, ``left`` or ``away`` from the nearer wall); the remaining
+    background becomes ``fill`` when given."""
+    start, fill = params
+    bg = background(grid)
+    fg = [(r, c, v) for r, c, v in dsl.cells(grid) if v != bg]
+    h, w = shape(grid)
+    if len(fg) != 1 or w < 2:
+        raise ValueError("not one pixel")
+    r, c, v = fg[0]
+    if r not in (0, h - 1) or h < 2:
+        raise ValueError("not on the top or bottom row")
+    dr = -1 if r == h - 1 else 1
+    if start == "away":
+        dc = 1 if c < w - 1 - c else -1
+    else:
+        dc = 1 if start == "right" else -1
+    rows = [[bg if fill is None else fill] * w for _ in range(h)]
+    while 0 <= r < h:
+        rows[r][c] = v
+        if not 0 <= c + dc < w:
+            dc = -dc
+        r, c = r + dr, c + dc
+    return tuple(tuple(row) for row in rows)
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -636,6 +681,11 @@ def _line_options(ctx: Context) -> list[tuple[int, bool]]:
     return [(c, inner) for inner in (False, True) for c in learn.new_colours(ctx.S)]
 
 
+def _bounce_options(ctx: Context) -> list[tuple[str, int | None]]:
+    fills: list[int | None] = [None, *learn.output_colours(ctx.S)]
+    return [(start, fill) for fill in fills for start in ("away", "right", "left")]
+
+
 def _square_options(ctx: Context) -> list[tuple[int, int]]:
     return [(k, c) for k in (2, 3, 4) for c in learn.new_colours(ctx.S)]
 
@@ -660,6 +710,9 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_flood_from_seeds", _fitted("flood", _seed_options, flood_from_seeds, True))
     reg.add("cmp_fill_empty_lines", _fitted("empty_lines", _line_options, fill_empty_lines, True))
     reg.add("cmp_output_tile", _output_tile)
+    for axis in ("h", "v", "hv"):
+        reg.add(f"cmp_tile_content_band_{axis}", _fitted(f"band_{axis}", lambda ctx, a=axis: [a], tile_content_band))
+    reg.add("cmp_bounce_line", _fitted("bounce", _bounce_options, bounce))
     reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
     for diagonal in (False, True):
         name = f"cmp_rays_to_largest{'_diag' if diagonal else ''}"
