@@ -132,7 +132,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 _PARITY = {"transpose", "antitranspose", "rot90", "rot270"}
 MAX_FG = 300
-MAX_WORK = 400_000  # centres × foreground cells × transforms
+MAX_WORK = 250_000  # centres × foreground cells × transforms
 
 
 def _maps_onto_itself(cells: set[tuple[int, int]], kind: str, A: int, B: int) -> bool:
@@ -181,7 +181,8 @@ def symmetry_centre(grid: Grid, kind: str, blind: bool) -> tuple[int, int] | Non
         return None
     top, bottom, left, right = rr.min(), rr.max(), cc.min(), cc.max()
     As, Bs = np.meshgrid(np.arange(2 * top, 2 * bottom + 1), np.arange(2 * left, 2 * right + 1), indexing="ij")
-    As, Bs = As.ravel(), Bs.ravel()
+    As, Bs = As.ravel().astype(np.int16), Bs.ravel().astype(np.int16)
+    rr, cc = rr.astype(np.int16), cc.astype(np.int16)
     if any(t in _PARITY for t in GROUPS[kind]):
         keep = (As - Bs) % 2 == 0
         As, Bs = As[keep], Bs[keep]
@@ -550,6 +551,15 @@ def bounce(grid: Grid, params: tuple[str, int | None]) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def _periodic(a: np.ndarray, p: int, axis: int) -> bool:
+    n = a.shape[axis]
+    if p >= n:
+        return True
+    if axis == 0:
+        return bool(np.array_equal(a[p:], a[: n - p]))
+    return bool(np.array_equal(a[:, p:], a[:, : n - p]))
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -558,10 +568,8 @@ def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     outs = [dsl.to_array(o) for _, o in S]
     hmax = max(o.shape[0] for o in outs)
     wmax = max(o.shape[1] for o in outs)
-    row_periods = [py for py in range(1, hmax + 1) if all(np.array_equal(o[py:], o[: len(o) - py]) for o in outs)]
-    col_periods = [
-        px for px in range(1, wmax + 1) if all(np.array_equal(o[:, px:], o[:, : o.shape[1] - px]) for o in outs)
-    ]
+    row_periods = [py for py in range(1, hmax + 1) if all(_periodic(o, py, 0) for o in outs)]
+    col_periods = [px for px in range(1, wmax + 1) if all(_periodic(o, px, 1) for o in outs)]
     options = sorted((py * px, py, px) for py in row_periods for px in col_periods)
     for _, py, px in options:
         if py >= hmax and px >= wmax:
