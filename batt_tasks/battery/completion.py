@@ -560,6 +560,35 @@ def _periodic(a: np.ndarray, p: int, axis: int) -> bool:
     return bool(np.array_equal(a[:, p:], a[:, : n - p]))
 
 
+def continue_pattern(grid: Grid, direction: str) -> Grid:
+    """Continue the foreground box's smallest column period over the background beyond it to the right (the
+    other directions by symmetry): columns past the box repeat the box's columns, in phase."""
+    turn = {"right": (dsl.identity, dsl.identity), "left": (dsl.flip_h, dsl.flip_h)}
+    turn["down"] = (dsl.transpose, dsl.transpose)
+    turn["up"] = (lambda x: dsl.transpose(dsl.flip_v(x)), lambda x: dsl.flip_v(dsl.transpose(x)))
+    there, back = turn[direction]
+    src = there(grid)
+    box = dsl.bbox(src, background(grid))
+    if box is None:
+        raise ValueError("no content")
+    _, left, _, right = box
+    a = dsl.to_array(src)
+    w = a.shape[1]
+    width = right - left + 1
+    if right == w - 1 or width < 2:
+        raise ValueError("nothing beyond")
+    block = a[:, left : right + 1]
+    for px in range(1, width):
+        if np.array_equal(block[:, px:], block[:, : width - px]):
+            break
+    else:
+        raise ValueError("no period")
+    out = a.copy()
+    for c in range(right + 1, w):
+        out[:, c] = a[:, left + (c - left) % px]
+    return back(dsl.from_array(out))
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -720,6 +749,7 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_output_tile", _output_tile)
     for axis in ("h", "v", "hv"):
         reg.add(f"cmp_tile_content_band_{axis}", _fitted(f"band_{axis}", lambda ctx, a=axis: [a], tile_content_band))
+    reg.add("cmp_continue_pattern", _fitted("continue", lambda ctx: ["right", "down", "left", "up"], continue_pattern))
     reg.add("cmp_bounce_line", _fitted("bounce", _bounce_options, bounce))
     reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
     for diagonal in (False, True):
