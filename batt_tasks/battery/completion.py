@@ -538,10 +538,8 @@ def bounce(grid: Grid, params: tuple[str, int | None]) -> Grid:
     if r not in (0, h - 1) or h < 2:
         raise ValueError("not on the top or bottom row")
     dr = -1 if r == h - 1 else 1
-    if start == "away":
-        dc = 1 if c < w - 1 - c else -1
-    else:
-        dc = 1 if start == "right" else -1
+    toward = {"right": 1, "left": -1, "away": 1 if c < w - 1 - c else -1}
+    dc = toward[start]
     rows = [[bg if fill is None else fill] * w for _ in range(h)]
     while 0 <= r < h:
         rows[r][c] = v
@@ -587,6 +585,58 @@ def continue_pattern(grid: Grid, direction: str) -> Grid:
     for c in range(right + 1, w):
         out[:, c] = a[:, left + (c - left) % px]
     return back(dsl.from_array(out))
+
+
+def complete_by_analogy(grid: Grid, axis: str) -> Grid:
+    """Rows (``h``) or columns (``v``) with some background become the first full line recoloured the way
+    their foreground cells recolour it (each template colour maps to one colour)."""
+    src = grid if axis == "h" else dsl.transpose(grid)
+    bg = background(grid)
+    full = [row for row in src if bg not in row]
+    if not full:
+        raise ValueError("no template line")
+    template = full[0]
+    out = []
+    changed = False
+    for row in src:
+        fg = [(t, v) for t, v in zip(template, row, strict=True) if v != bg]
+        if not fg or bg not in row:
+            out.append(row)
+            continue
+        mapping: dict[int, int] = {}
+        for t, v in fg:
+            if mapping.setdefault(t, v) != v:
+                raise ValueError("inconsistent line")
+        if any(t not in mapping for t in template):
+            raise ValueError("template colour unseen")
+        out.append(tuple(mapping[t] for t in template))
+        changed = True
+    if not changed:
+        raise ValueError("nothing to complete")
+    result = tuple(out)
+    return result if axis == "h" else dsl.transpose(result)
+
+
+def stripes_from_two(grid: Grid) -> Grid:
+    """Two pixels start full lines across the grid's short side, repeated alternately with their spacing
+    towards the far side (along the long side)."""
+    bg = background(grid)
+    fg = [(r, c, v) for r, c, v in dsl.cells(grid) if v != bg]
+    if len(fg) != 2:
+        raise ValueError("not two pixels")
+    h, w = shape(grid)
+    src = grid if w >= h else dsl.transpose(grid)
+    pts = sorted((c, v) for _, c, v in fg) if w >= h else sorted((r, v) for r, _, v in fg)
+    (c1, v1), (c2, v2) = pts
+    gap = c2 - c1
+    if gap < 1:
+        raise ValueError("same line")
+    width = len(src[0])
+    line = [bg] * width
+    for k, c in enumerate(range(c1, width, gap)):
+        line[c] = v1 if k % 2 == 0 else v2
+    rows = tuple(tuple(line) for _ in src)
+    return rows if w >= h else dsl.transpose(rows)
 
 
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
@@ -750,6 +800,11 @@ def add_completion_families(reg: Any) -> None:
     for axis in ("h", "v", "hv"):
         reg.add(f"cmp_tile_content_band_{axis}", _fitted(f"band_{axis}", lambda ctx, a=axis: [a], tile_content_band))
     reg.add("cmp_continue_pattern", _fitted("continue", lambda ctx: ["right", "down", "left", "up"], continue_pattern))
+    for axis in ("h", "v"):
+        reg.add(
+            f"cmp_complete_by_analogy_{axis}", _fitted(f"analogy_{axis}", lambda ctx, a=axis: [a], complete_by_analogy)
+        )
+    reg.add("cmp_stripes_from_two", _fitted("stripes2", lambda ctx: [0], lambda g, _: stripes_from_two(g)))
     reg.add("cmp_bounce_line", _fitted("bounce", _bounce_options, bounce))
     reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
     for diagonal in (False, True):
