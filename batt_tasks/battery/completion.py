@@ -639,6 +639,52 @@ def stripes_from_two(grid: Grid) -> Grid:
     return rows if w >= h else dsl.transpose(rows)
 
 
+def lines_through_centres(grid: Grid, params: tuple[int | None, str]) -> Grid:
+    """A row and/or column line (``h``, ``v``, ``hv``) through the centre of every object with an odd-sized
+    box, over background, in ``colour`` (or the object's colour)."""
+    from batt_tasks.battery.objects import objects
+
+    colour, axes = params
+    bg = background(grid)
+    objs = objects(grid, True, True)
+    if not objs or len(objs) > 30:
+        raise ValueError("no objects or too many")
+    out = dsl.to_array(grid)
+    a = dsl.to_array(grid)
+    for obj in objs:
+        top, left, bottom, right = obj.box
+        if (bottom - top) % 2 or (right - left) % 2:
+            raise ValueError("no centre cell")
+        r, c = (top + bottom) // 2, (left + right) // 2
+        paint = obj.colour if colour is None else colour
+        if "h" in axes:
+            out[r, a[r] == bg] = paint
+        if "v" in axes:
+            out[a[:, c] == bg, c] = paint
+    return dsl.from_array(out)
+
+
+def periodic_rays(grid: Grid, params: tuple[int, int]) -> Grid:
+    """From every foreground cell a ray in direction ``d`` (index of NEIGHBOURS_8) to the border over
+    background, alternating ``colour`` and the cell's own colour (``colour`` first)."""
+    d, colour = params
+    bg = background(grid)
+    dr, dc = NEIGHBOURS_8[d]
+    h, w = shape(grid)
+    rows = [list(row) for row in grid]
+    fg = [(r, c, v) for r, c, v in dsl.cells(grid) if v != bg]
+    if not fg or len(fg) > 60:
+        raise ValueError("no sources or too many")
+    for r, c, v in fg:
+        k = 0
+        r, c = r + dr, c + dc
+        while 0 <= r < h and 0 <= c < w and grid[r][c] == bg:
+            rows[r][c] = colour if k % 2 == 0 else v
+            k += 1
+            r, c = r + dr, c + dc
+    return tuple(tuple(row) for row in rows)
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -768,6 +814,15 @@ def _line_options(ctx: Context) -> list[tuple[int, bool]]:
     return [(c, inner) for inner in (False, True) for c in learn.new_colours(ctx.S)]
 
 
+def _centre_line_options(ctx: Context) -> list[tuple[int | None, str]]:
+    colours: list[int | None] = [None, *learn.new_colours(ctx.S)]
+    return [(colour, axes) for colour in colours for axes in ("hv", "h", "v")]
+
+
+def _periodic_ray_options(ctx: Context) -> list[tuple[int, int]]:
+    return [(d, colour) for colour in learn.new_colours(ctx.S) for d in range(8)]
+
+
 def _bounce_options(ctx: Context) -> list[tuple[str, int | None]]:
     fills: list[int | None] = [None, *learn.output_colours(ctx.S)]
     return [(start, fill) for fill in fills for start in ("away", "right", "left")]
@@ -805,6 +860,8 @@ def add_completion_families(reg: Any) -> None:
             f"cmp_complete_by_analogy_{axis}", _fitted(f"analogy_{axis}", lambda ctx, a=axis: [a], complete_by_analogy)
         )
     reg.add("cmp_stripes_from_two", _fitted("stripes2", lambda ctx: [0], lambda g, _: stripes_from_two(g)))
+    reg.add("cmp_lines_through_centres", _fitted("centre_lines", _centre_line_options, lines_through_centres, True))
+    reg.add("cmp_periodic_rays", _fitted("periodic_rays", _periodic_ray_options, periodic_rays, True))
     reg.add("cmp_bounce_line", _fitted("bounce", _bounce_options, bounce))
     reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
     for diagonal in (False, True):
