@@ -287,7 +287,8 @@ def _ray_cells(grid: Grid, r: int, c: int, dr: int, dc: int, bg: int, stop: bool
 
 RayKey = tuple[int, int, int, bool]
 RayTable = dict[RayKey, bool]
-RayMode = tuple[bool, bool, bool]  # (blind: any colour, stop at foreground, augment by the 8 symmetries)
+RayMode = tuple[bool, bool, bool, bool]
+# (blind: any colour, stop at foreground, augment by the 8 symmetries, nomask: ignore the neighbourhood)
 
 _OFFSET_INDEX = {d: k for k, d in enumerate(NEIGHBOURS_8)}
 _DIHEDRAL: tuple[Callable[[int, int], tuple[int, int]], ...] = (
@@ -334,14 +335,17 @@ def learn_neighbourhood_rays(S: tuple[Pair, ...], mode: RayMode) -> RayTable | N
     """Which (colour, direction, 3×3 foreground mask, is-foreground) sources cast a ray of their colour over
     background: a key casts when its rays were always fully painted, never left empty (rays partly painted
     say nothing). None when no ray is cast or the table does not reproduce every pair."""
-    blind, stop, augment = mode
+    blind, stop, augment, nomask = mode
     if not S or not learn.same_shapes(S):
         return None
     seen: dict[RayKey, set[bool]] = {}
     for i, o in S:
         if background(o) != background(i):
             return None
-        observed = {(-1 if blind else v, d, mask, fg, cast) for v, d, mask, fg, cast in _ray_observations(i, o, stop)}
+        observed = {
+            (-1 if blind else v, d, 0 if nomask else mask, fg, cast)
+            for v, d, mask, fg, cast in _ray_observations(i, o, stop)
+        }
         for colour, d, mask, fg, cast in sorted(observed):
             for t in range(8 if augment else 1):
                 td, tmask = _transformed(d, mask, t) if t else (d, mask)
@@ -357,12 +361,12 @@ def learn_neighbourhood_rays(S: tuple[Pair, ...], mode: RayMode) -> RayTable | N
 
 def apply_neighbourhood_rays(grid: Grid, table: RayTable, mode: RayMode) -> Grid:
     """Cast the learned rays (background cells only; unseen keys cast nothing)."""
-    blind, stop, _ = mode
+    blind, stop, _, nomask = mode
     bg = background(grid)
     rows = [list(row) for row in grid]
     for r, c, v, mask, fg in _sources(grid):
         for d, (dr, dc) in enumerate(NEIGHBOURS_8):
-            if table.get((-1 if blind else v, d, mask, fg)):
+            if table.get((-1 if blind else v, d, 0 if nomask else mask, fg)):
                 for y, x in _ray_cells(grid, r, c, dr, dc, bg, stop):
                     if rows[y][x] == bg:
                         rows[y][x] = v
@@ -685,6 +689,38 @@ def periodic_rays(grid: Grid, params: tuple[int, int]) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def reflect_extend(grid: Grid, params: tuple[str, int]) -> Grid:
+    """The grid continued by reflecting it ``k`` times about its last row (``v``) or column (``h``), sharing
+    the edge line: rows 0..h-1, h-2..0, 1..h-1... for ``k``×(h-1)+1 rows."""
+    axis, k = params
+    src = grid if axis == "v" else dsl.transpose(grid)
+    h = len(src)
+    if h < 2:
+        raise ValueError("too short")
+    period = 2 * (h - 1)
+    n = k * (h - 1) + 1
+    if n > dsl.MAX_SIDE:
+        raise ValueError("too large")
+    rows = tuple(src[min(r % period, period - r % period)] for r in range(n))
+    return rows if axis == "v" else dsl.transpose(rows)
+
+
+def pad_to(grid: Grid, params: tuple[learn.ShapeRule, str]) -> Grid:
+    """The grid on a background canvas of the shape ``rule`` gives, at the ``corner`` (``tl``, ``tr``, ``bl``,
+    ``br``)."""
+    rule, corner = params
+    h, w = shape(grid)
+    oh, ow = learn.apply_shape_rule(rule, grid)
+    if oh < h or ow < w or (oh, ow) == (h, w) or oh > dsl.MAX_SIDE or ow > dsl.MAX_SIDE:
+        raise ValueError("not a larger canvas")
+    top = 0 if corner[0] == "t" else oh - h
+    left = 0 if corner[1] == "l" else ow - w
+    rows = [[background(grid)] * ow for _ in range(oh)]
+    for r, row in enumerate(grid):
+        rows[top + r][left : left + w] = row
+    return tuple(tuple(row) for row in rows)
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -823,6 +859,25 @@ def _periodic_ray_options(ctx: Context) -> list[tuple[int, int]]:
     return [(d, colour) for colour in learn.new_colours(ctx.S) for d in range(8)]
 
 
+def _reflect_options(ctx: Context) -> list[tuple[str, int]]:
+    return [(axis, k) for axis in ("v", "h") for k in (2, 3, 4, 5)]
+
+
+def _padder(corner: str) -> CandidateFn:
+    def run(ctx: Context, grid: Grid) -> Grid:
+        rule = ctx.need("shape_rule", lambda: learn.learn_shape_rule(ctx.S))
+        return pad_to(grid, (rule, corner))
+
+    return run
+
+
+def _compose(post: CandidateFn, pre: CandidateFn, key: str) -> CandidateFn:
+    def run(ctx: Context, grid: Grid) -> Grid:
+        return post(ctx.through(f"cmp_{key}", pre), pre(ctx, grid))
+
+    return run
+
+
 def _bounce_options(ctx: Context) -> list[tuple[str, int | None]]:
     fills: list[int | None] = [None, *learn.output_colours(ctx.S)]
     return [(start, fill) for fill in fills for start in ("away", "right", "left")]
@@ -848,7 +903,9 @@ def add_completion_families(reg: Any) -> None:
         for stop in (False, True):
             suffix = f"{'_blind' if blind else ''}{'_d8' if augment else ''}{'_stop' if stop else ''}"
             name = f"cmp_rays_neighbourhood{suffix}"
-            reg.add(name, _ray_candidate((blind, stop, augment)))
+            reg.add(name, _ray_candidate((blind, stop, augment, False)))
+    for stop in (False, True):
+        reg.add(f"cmp_rays_blind_any_cell{'_stop' if stop else ''}", _ray_candidate((True, stop, False, True)))
     reg.add("cmp_flood_from_seeds", _fitted("flood", _seed_options, flood_from_seeds, True))
     reg.add("cmp_fill_empty_lines", _fitted("empty_lines", _line_options, fill_empty_lines, True))
     reg.add("cmp_output_tile", _output_tile)
@@ -862,6 +919,12 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_stripes_from_two", _fitted("stripes2", lambda ctx: [0], lambda g, _: stripes_from_two(g)))
     reg.add("cmp_lines_through_centres", _fitted("centre_lines", _centre_line_options, lines_through_centres, True))
     reg.add("cmp_periodic_rays", _fitted("periodic_rays", _periodic_ray_options, periodic_rays, True))
+    reg.add("cmp_reflect_extend", _fitted("reflect", _reflect_options, reflect_extend))
+    for corner in ("tl", "tr", "bl", "br"):
+        pre = _padder(corner)
+        for mode in ((True, False, False, True), (True, False, True, False)):
+            name = f"cmp_rays_{'neighbourhood_blind_d8' if mode[2] else 'blind_any_cell'}∘pad_{corner}"
+            reg.add(name, _compose(_ray_candidate(mode), pre, f"pad_{corner}"))
     reg.add("cmp_bounce_line", _fitted("bounce", _bounce_options, bounce))
     reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
     for diagonal in (False, True):

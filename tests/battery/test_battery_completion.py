@@ -88,15 +88,15 @@ def test_neighbourhood_rays_learn_a_corner_ray() -> None:
         (g("00000 00000 00110 00110 00000"), g("10000 01000 00110 00110 00000")),
         (g("000000 000000 000000 000110 000110 000000"), g("100000 010000 001000 000110 000110 000000")),
     )
-    table = completion.learn_neighbourhood_rays(pairs, (False, False, False))
+    table = completion.learn_neighbourhood_rays(pairs, (False, False, False, False))
     assert table is not None
     test = g("0000 0110 0110 0000")
-    assert completion.apply_neighbourhood_rays(test, table, (False, False, False)) == g("1000 0110 0110 0000")
+    assert completion.apply_neighbourhood_rays(test, table, (False, False, False, False)) == g("1000 0110 0110 0000")
 
 
 def test_neighbourhood_rays_need_a_drawn_ray() -> None:
     same = ((g("010 000"), g("010 000")),)
-    assert completion.learn_neighbourhood_rays(same, (True, False, True)) is None
+    assert completion.learn_neighbourhood_rays(same, (True, False, True, False)) is None
 
 
 def test_transformed_mask_rotates_with_direction() -> None:
