@@ -721,6 +721,63 @@ def pad_to(grid: Grid, params: tuple[learn.ShapeRule, str]) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def alternating_flood(grid: Grid, wall: int) -> Grid:
+    """Background reachable (4-connected) from the cells of the two colours other than background and
+    ``wall`` fills in those two colours alternately, each cell taking the colour its neighbour towards the
+    seeds does not have."""
+    bg = background(grid)
+    colours = sorted({v for row in grid for v in row} - {bg, wall})
+    if len(colours) != 2 or wall == bg:
+        raise ValueError("not two seed colours")
+    a, b = colours
+    h, w = shape(grid)
+    rows = [list(row) for row in grid]
+    frontier = [(r, c) for r, c, v in dsl.cells(grid) if v in (a, b)]
+    if len(frontier) > 20:
+        raise ValueError("too many seeds")
+    while frontier:
+        nxt = []
+        for r, c in frontier:
+            other = b if rows[r][c] == a else a
+            for dr, dc in NEIGHBOURS_4:
+                nr, nc = r + dr, c + dc
+                if 0 <= nr < h and 0 <= nc < w and rows[nr][nc] == bg:
+                    rows[nr][nc] = other
+                    nxt.append((nr, nc))
+        frontier = nxt
+    return tuple(tuple(row) for row in rows)
+
+
+def spiral(grid: Grid, colour: int) -> Grid:
+    """A square spiral of ``colour`` from the top-left corner inwards (clockwise, one background cell
+    between turns), on a background grid of the input's shape."""
+    h, w = shape(grid)
+    bg = background(grid)
+    rows = [[bg] * w for _ in range(h)]
+    r, c, d = 0, 0, 0
+    steps = ((0, 1), (1, 0), (0, -1), (-1, 0))
+    rows[0][0] = colour
+    turns = 0
+    while turns < 2:
+        dr, dc = steps[d]
+        nr, nc = r + dr, c + dc
+        far_r, far_c = nr + dr, nc + dc
+        ahead_blocked = not (0 <= far_r < h and 0 <= far_c < w) or rows[far_r][far_c] == colour
+        if 0 <= nr < h and 0 <= nc < w and rows[nr][nc] != colour and not ahead_blocked:
+            r, c = nr, nc
+            rows[r][c] = colour
+            turns = 0
+        elif 0 <= nr < h and 0 <= nc < w and rows[nr][nc] != colour and not (0 <= far_r < h and 0 <= far_c < w):
+            r, c = nr, nc
+            rows[r][c] = colour
+            d = (d + 1) % 4
+            turns += 1
+        else:
+            d = (d + 1) % 4
+            turns += 1
+    return tuple(tuple(row) for row in rows)
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -925,6 +982,8 @@ def add_completion_families(reg: Any) -> None:
         for mode in ((True, False, False, True), (True, False, True, False)):
             name = f"cmp_rays_{'neighbourhood_blind_d8' if mode[2] else 'blind_any_cell'}∘pad_{corner}"
             reg.add(name, _compose(_ray_candidate(mode), pre, f"pad_{corner}"))
+    reg.add("cmp_alternating_flood", _fitted("alt_flood", lambda ctx: list(range(10)), alternating_flood, True))
+    reg.add("cmp_spiral", _fitted("spiral", lambda ctx: list(learn.new_colours(ctx.S)), spiral, True))
     reg.add("cmp_bounce_line", _fitted("bounce", _bounce_options, bounce))
     reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
     for diagonal in (False, True):
