@@ -196,3 +196,79 @@ def test_context_memo_makes_candidates_deterministic() -> None:
     fn = next(c.fn for c in CANDIDATES if c.cid == "cmp_fill_empty_lines")
     with pytest.raises(ValueError):
         fn(ctx, g("0000 0000 0100"))
+
+
+# ---------------------------------------------------------------------------------------------
+# pattern continuation and line drawing
+
+
+def test_continue_pattern_in_each_direction() -> None:
+    grid = g("12120000 00000000")
+    assert completion.continue_pattern(grid, "right") == g("12121212 00000000")
+    assert completion.continue_pattern(completion.dsl.flip_h(grid), "left") == g("21212121 00000000")
+    column = completion.dsl.transpose(grid)
+    assert completion.continue_pattern(column, "down") == completion.dsl.transpose(g("12121212 00000000"))
+    with pytest.raises(ValueError):
+        completion.continue_pattern(g("1"), "right")
+
+
+def test_tile_content_band() -> None:
+    grid = g("000 000 121 000")
+    assert completion.tile_content_band(grid, "v") == g("121 121 121 121")
+    with pytest.raises(ValueError):
+        completion.tile_content_band(g("0"), "v")
+
+
+def test_bounce_line_reflects_off_the_walls() -> None:
+    grid = g("000 000 000 000 100")
+    assert completion.bounce(grid, ("away", None)) == g("100 010 001 010 100")
+    assert completion.bounce(grid, ("away", 8)) == g("188 818 881 818 188")
+    with pytest.raises(ValueError):
+        completion.bounce(g("0"), ("away", None))
+
+
+def test_complete_by_analogy() -> None:
+    grid = g("12112 00000 34000")
+    assert completion.complete_by_analogy(grid, "h") == g("12112 00000 34334")
+    with pytest.raises(ValueError):
+        completion.complete_by_analogy(g("10 00"), "h")  # no full template line
+
+
+def test_stripes_from_two_and_reflect_extend() -> None:
+    grid = g("0100000 0000000 0002000")
+    assert completion.stripes_from_two(grid) == g("0102010 0102010 0102010")
+    assert completion.reflect_extend(g("12 34 56"), ("v", 2)) == g("12 34 56 34 12")
+    with pytest.raises(ValueError):
+        completion.reflect_extend(g("12"), ("v", 2))
+
+
+def test_pad_to_a_learned_shape() -> None:
+    assert completion.pad_to(g("10 00"), (("mul", 2, 2), "br")) == g("0000 0000 0010 0000")
+    with pytest.raises(ValueError):
+        completion.pad_to(g("12"), (("add", 0, 0), "tl"))
+
+
+def test_alternating_flood_and_spiral() -> None:
+    grid = g("5555 0320 5505")
+    assert completion.alternating_flood(grid, 5) == g("5555 2323 5535")
+    assert completion.spiral(g("000000 000000 000000 000000 000000 000000"), 3) == g(
+        "333333 000003 333303 303303 300003 333333"
+    )
+    with pytest.raises(ValueError):
+        completion.alternating_flood(g("1"), 5)
+
+
+def test_periodic_rays_and_centre_lines() -> None:
+    right = completion.dsl.NEIGHBOURS_8.index((0, 1))
+    assert completion.periodic_rays(g("20000 00000"), (right, 5)) == g("25252 00000")
+    grid = g("00000 01110 01010 01110 00000")
+    assert completion.lines_through_centres(grid, (6, "hv")) == g("00600 01110 61616 01110 00600")
+
+
+def test_large_grid_stays_bounded() -> None:
+    big = tuple(tuple((r * 7 + c * 3) % 10 for c in range(30)) for r in range(30))
+    with pytest.raises(ValueError):
+        completion.symmetrise_about(big, "all", None)
+    with pytest.raises(ValueError):
+        completion.fill_empty_lines(big, (5, False))
+    assert completion.tile_content_band(big, "hv") == big
