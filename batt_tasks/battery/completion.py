@@ -778,6 +778,25 @@ def spiral(grid: Grid, colour: int) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def l_path(grid: Grid, params: tuple[int, str, int]) -> Grid:
+    """An L-shaped path of ``colour`` over background between the two foreground pixels, leaving the one of
+    colour ``start`` along ``first`` (``v``: its column, ``h``: its row) and turning once."""
+    start, first, colour = params
+    bg = background(grid)
+    fg = [(r, c, v) for r, c, v in dsl.cells(grid) if v != bg]
+    if len(fg) != 2 or [v for _, _, v in fg].count(start) != 1:
+        raise ValueError("not two pixels with one start")
+    (r0, c0, _), (r1, c1, _) = sorted(fg, key=lambda x: x[2] != start)
+    corner = (r1, c0) if first == "v" else (r0, c1)
+    rows = [list(row) for row in grid]
+    for (ra, ca), (rb, cb) in (((r0, c0), corner), (corner, (r1, c1))):
+        for r in range(min(ra, rb), max(ra, rb) + 1):
+            for c in range(min(ca, cb), max(ca, cb) + 1):
+                if rows[r][c] == bg:
+                    rows[r][c] = colour
+    return tuple(tuple(row) for row in rows)
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -935,6 +954,11 @@ def _compose(post: CandidateFn, pre: CandidateFn, key: str) -> CandidateFn:
     return run
 
 
+def _l_path_options(ctx: Context) -> list[tuple[int, str, int]]:
+    starts = sorted({v for i, _ in ctx.S for v in dsl.palette(i)} - {background(i) for i, _ in ctx.S})
+    return [(s, first, c) for c in learn.new_colours(ctx.S) for s in starts for first in ("v", "h")]
+
+
 def _bounce_options(ctx: Context) -> list[tuple[str, int | None]]:
     fills: list[int | None] = [None, *learn.output_colours(ctx.S)]
     return [(start, fill) for fill in fills for start in ("away", "right", "left")]
@@ -984,6 +1008,7 @@ def add_completion_families(reg: Any) -> None:
             reg.add(name, _compose(_ray_candidate(mode), pre, f"pad_{corner}"))
     reg.add("cmp_alternating_flood", _fitted("alt_flood", lambda ctx: list(range(10)), alternating_flood, True))
     reg.add("cmp_spiral", _fitted("spiral", lambda ctx: list(learn.new_colours(ctx.S)), spiral, True))
+    reg.add("cmp_l_path", _fitted("l_path", _l_path_options, l_path, True))
     reg.add("cmp_bounce_line", _fitted("bounce", _bounce_options, bounce))
     reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
     for diagonal in (False, True):
