@@ -797,6 +797,92 @@ def l_path(grid: Grid, params: tuple[int, str, int]) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def tip_rays(grid: Grid, towards: bool) -> Grid:
+    """Every two-coloured object whose minor colour is one cell (its tip) casts a ray of that colour over
+    background, from the tip towards (or away from) the object's centre, snapped to the nearest of 8
+    directions."""
+    from batt_tasks.battery.objects import objects
+
+    bg = background(grid)
+    h, w = shape(grid)
+    rows = [list(row) for row in grid]
+    cast = False
+    for obj in objects(grid, False, True):
+        if len(obj.colours) != 2:
+            continue
+        tip_colour = min(obj.colours, key=lambda k: (obj.colours[k], k))
+        if obj.colours[tip_colour] != 1:
+            continue
+        r0, c0 = next((r, c) for r, c, v in obj.cells if v == tip_colour)
+        body = [(r, c) for r, c, v in obj.cells if v != tip_colour]
+        vr = sum(r for r, _ in body) / len(body) - r0
+        vc = sum(c for _, c in body) / len(body) - c0
+        if not towards:
+            vr, vc = -vr, -vc
+        norm = (vr * vr + vc * vc) ** 0.5
+        if norm == 0:
+            continue
+        dr, dc = max(NEIGHBOURS_8, key=lambda d: (d[0] * vr + d[1] * vc) / (d[0] * d[0] + d[1] * d[1]) ** 0.5)
+        r, c = r0 + dr, c0 + dc
+        while 0 <= r < h and 0 <= c < w:
+            if grid[r][c] == bg:
+                rows[r][c] = tip_colour
+                cast = True
+            r, c = r + dr, c + dc
+    if not cast:
+        raise ValueError("no tip ray")
+    return tuple(tuple(row) for row in rows)
+
+
+def split_connect(grid: Grid, middle: int) -> Grid:
+    """Two pixels at the two ends of a row (or column) fill it: each colour its half, ``middle`` between."""
+    bg = background(grid)
+    h, w = shape(grid)
+    out = [list(row) for row in grid]
+    done = False
+    for r, row in enumerate(grid):
+        if row[0] != bg and row[-1] != bg and all(v == bg for v in row[1:-1]) and w % 2:
+            half = w // 2
+            out[r] = [row[0]] * half + [middle] + [row[-1]] * half
+            done = True
+    for c in range(w):
+        col = [grid[r][c] for r in range(h)]
+        if col[0] != bg and col[-1] != bg and all(v == bg for v in col[1:-1]) and h % 2:
+            half = h // 2
+            for r, v in enumerate([col[0]] * half + [middle] + [col[-1]] * half):
+                out[r][c] = v
+            done = True
+    if not done:
+        raise ValueError("no end pixels")
+    return tuple(tuple(row) for row in out)
+
+
+def midpoint_stamp(grid: Grid, params: tuple[int, str]) -> Grid:
+    """Between every two same-coloured pixels on a row or column (an odd distance apart) a ``plus`` or
+    ``dot`` of ``colour`` at their midpoint."""
+    colour, stamp = params
+    bg = background(grid)
+    fg = [(r, c, v) for r, c, v in dsl.cells(grid) if v != bg]
+    if len(fg) > 20:
+        raise ValueError("too many pixels")
+    h, w = shape(grid)
+    rows = [list(row) for row in grid]
+    found = False
+    for k, (r0, c0, v0) in enumerate(fg):
+        for r1, c1, v1 in fg[k + 1 :]:
+            if v0 != v1 or (r0 != r1 and c0 != c1) or (r0 + r1) % 2 or (c0 + c1) % 2:
+                continue
+            mr, mc = (r0 + r1) // 2, (c0 + c1) // 2
+            cells = [(mr, mc)] + ([(mr + dr, mc + dc) for dr, dc in NEIGHBOURS_4] if stamp == "plus" else [])
+            for r, c in cells:
+                if 0 <= r < h and 0 <= c < w and grid[r][c] == bg:
+                    rows[r][c] = colour
+                    found = True
+    if not found:
+        raise ValueError("no pair")
+    return tuple(tuple(row) for row in rows)
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -959,6 +1045,10 @@ def _l_path_options(ctx: Context) -> list[tuple[int, str, int]]:
     return [(s, first, c) for c in learn.new_colours(ctx.S) for s in starts for first in ("v", "h")]
 
 
+def _colour_x(kinds: tuple[str, ...]) -> Callable[[Context], list[tuple[int, str]]]:
+    return lambda ctx: [(c, kind) for c in learn.new_colours(ctx.S) for kind in kinds]
+
+
 def _bounce_options(ctx: Context) -> list[tuple[str, int | None]]:
     fills: list[int | None] = [None, *learn.output_colours(ctx.S)]
     return [(start, fill) for fill in fills for start in ("away", "right", "left")]
@@ -1009,6 +1099,14 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_alternating_flood", _fitted("alt_flood", lambda ctx: list(range(10)), alternating_flood, True))
     reg.add("cmp_spiral", _fitted("spiral", lambda ctx: list(learn.new_colours(ctx.S)), spiral, True))
     reg.add("cmp_l_path", _fitted("l_path", _l_path_options, l_path, True))
+    for towards in (True, False):
+        name = f"cmp_tip_rays_{'towards' if towards else 'away'}"
+        reg.add(name, _fitted(name, lambda ctx, t=towards: [t], tip_rays, True))
+    reg.add(
+        "cmp_split_connect", _fitted("split_connect", lambda ctx: list(learn.new_colours(ctx.S)), split_connect, True)
+    )
+    stamp_options = _colour_x(("plus", "dot"))
+    reg.add("cmp_midpoint_stamp", _fitted("midpoint", stamp_options, midpoint_stamp, True))
     reg.add("cmp_bounce_line", _fitted("bounce", _bounce_options, bounce))
     reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
     for diagonal in (False, True):
