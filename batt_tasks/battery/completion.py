@@ -883,6 +883,22 @@ def midpoint_stamp(grid: Grid, params: tuple[int, str]) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def cycle_header(grid: Grid, axis: str) -> Grid:
+    """Below a full header row (``v``; right of a header column for ``h``) and one separator line, each empty
+    line is filled with the header's colours in turn."""
+    src = grid if axis == "v" else dsl.transpose(grid)
+    bg = background(grid)
+    if len(src) < 3 or bg in src[0] or bg in src[1]:
+        raise ValueError("no header")
+    header = src[0]
+    rest = src[2:]
+    if any(v != bg for row in rest for v in row):
+        raise ValueError("body not empty")
+    w = len(header)
+    rows = src[:2] + tuple((header[k % w],) * w for k in range(len(rest)))
+    return rows if axis == "v" else dsl.transpose(rows)
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -1107,6 +1123,8 @@ def add_completion_families(reg: Any) -> None:
     )
     stamp_options = _colour_x(("plus", "dot"))
     reg.add("cmp_midpoint_stamp", _fitted("midpoint", stamp_options, midpoint_stamp, True))
+    for axis in ("v", "h"):
+        reg.add(f"cmp_cycle_header_{axis}", _fitted(f"cycle_{axis}", lambda ctx, a=axis: [a], cycle_header, True))
     reg.add("cmp_bounce_line", _fitted("bounce", _bounce_options, bounce))
     reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
     for diagonal in (False, True):

@@ -272,3 +272,33 @@ def test_large_grid_stays_bounded() -> None:
     with pytest.raises(ValueError):
         completion.fill_empty_lines(big, (5, False))
     assert completion.tile_content_band(big, "hv") == big
+
+
+def test_l_path_turns_once() -> None:
+    grid = g("0800 0000 0002")
+    assert completion.l_path(grid, (8, "v", 4)) == g("0800 0400 0442")
+    assert completion.l_path(grid, (8, "h", 4)) == g("0844 0004 0002")
+    with pytest.raises(ValueError):
+        completion.l_path(g("8"), (8, "v", 4))
+
+
+def test_tip_rays_follow_the_body() -> None:
+    grid = g("00000 02000 01000 00000 00000")
+    # the tip (1) is below the body (2): towards the body is up, away is down
+    assert completion.tip_rays(grid, False) == g("00000 02000 01000 01000 01000")
+    assert completion.tip_rays(grid, True) == g("01000 02000 01000 00000 00000")
+    with pytest.raises(ValueError):
+        completion.tip_rays(g("1"), True)
+
+
+def test_split_connect_and_midpoint_stamp() -> None:
+    assert completion.split_connect(g("10002 00000"), 5) == g("11522 00000")
+    assert completion.midpoint_stamp(g("00000 10001 00000"), (3, "plus")) == g("00300 13331 00300")
+    with pytest.raises(ValueError):
+        completion.midpoint_stamp(g("1"), (3, "dot"))
+
+
+def test_cycle_header() -> None:
+    assert completion.cycle_header(g("12 55 00 00 00"), "v") == g("12 55 11 22 11")
+    with pytest.raises(ValueError):
+        completion.cycle_header(g("10 55 00"), "v")
