@@ -233,6 +233,49 @@ def symmetrise_about(grid: Grid, kind: str, colour: int | None, pivot: bool = Fa
     return dsl.from_array(out)
 
 
+@lru_cache(maxsize=64)
+def repair_rotation(grid: Grid, mask: int) -> Grid:
+    """Fill the ``mask`` cells from the grid's rotational symmetries (quarter and half turns) about centres
+    within three cells of the grid's centre, then from its mirror symmetries; a rotation counts when the
+    known cells it maps onto known cells all agree (and there are enough of them)."""
+    a = dsl.to_array(grid)
+    h, w = a.shape
+    known = a != mask
+    if known.all() or not known.any():
+        raise ValueError("nothing to repair")
+    rr, cc = np.nonzero(known)
+    vals = a[rr, cc]
+    fills = a.copy()
+    filled = known.copy()
+    cA = np.arange(max(0, h - 1 - 6), min(2 * h - 2, h - 1 + 6) + 1)
+    cB = np.arange(max(0, w - 1 - 6), min(2 * w - 2, w - 1 + 6) + 1)
+    As, Bs = (x.ravel() for x in np.meshgrid(cA, cB, indexing="ij"))
+    for name in ("rot180", "rot90", "rot270"):
+        keep = (As - Bs) % 2 == 0 if name in _PARITY else np.ones(len(As), dtype=bool)
+        A, B = As[keep][:, None], Bs[keep][:, None]
+        ir, ic = TRANSFORMS[name](rr[None, :], cc[None, :], A, B)
+        inside = (ir >= 0) & (ir < h) & (ic >= 0) & (ic < w)
+        sr, sc = np.clip(ir, 0, h - 1), np.clip(ic, 0, w - 1)
+        both = inside & known[sr, sc]
+        agree = ~(both & (a[sr, sc] != vals[None, :])).any(axis=1)
+        overlap = both.sum(axis=1)
+        good = agree & (overlap >= max(4, len(rr) // 2))
+        if not good.any():
+            continue
+        best = int(np.argmax(np.where(good, overlap, -1)))
+        # images of known cells fill the masked cells they land on
+        tr, tc = ir[best][inside[best]], ic[best][inside[best]]
+        src = vals[inside[best]]
+        take = ~filled[tr, tc]
+        fills[tr[take], tc[take]] = src[take]
+        filled[tr[take], tc[take]] = True
+    out = dsl.from_array(fills)
+    if filled.all():
+        return out
+    partial = dsl.from_array(np.where(filled, fills, mask))
+    return dsl.complete_symmetry(partial, mask)
+
+
 # ---------------------------------------------------------------------------------------------
 # rays keyed by the source cell's neighbourhood
 
@@ -1085,6 +1128,8 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_masked_region_lattice", _fitted("region_lattice", _region_options, fix(repair_lattice)))
     reg.add("cmp_masked_region_symmetry", _fitted("region_sym", _region_options, fix(dsl.complete_symmetry)))
     reg.add("cmp_repair_symmetry", _fitted("repair_sym", _repair_options, dsl.complete_symmetry))
+    reg.add("cmp_repair_rotation", _fitted("repair_rot", _repair_options, repair_rotation))
+    reg.add("cmp_masked_region_rotation", _fitted("region_rot", _region_options, fix(repair_rotation)))
     reg.add("cmp_symmetrise_about_centre", _fitted("sym_centre", _symmetry_options, _symmetrise, True))
     for blind, augment in ((False, False), (True, False), (True, True)):
         for stop in (False, True):

@@ -302,3 +302,17 @@ def test_cycle_header() -> None:
     assert completion.cycle_header(g("12 55 00 00 00"), "v") == g("12 55 11 22 11")
     with pytest.raises(ValueError):
         completion.cycle_header(g("10 55 00"), "v")
+
+
+def test_repair_rotation_off_centre() -> None:
+    # a 4×4 pattern with quarter-turn symmetry, two 7-columns on its right: the centre is off the grid's
+    def rep(r: int, c: int) -> tuple[int, int]:
+        orbit = [(r, c), (c, 3 - r), (3 - r, 3 - c), (3 - c, r)]
+        return min(orbit)
+
+    full = tuple(tuple((rep(r, c)[0] * 4 + rep(r, c)[1]) % 9 + 1 for c in range(4)) + (7, 7) for r in range(4))
+    hidden = {(0, 1), (1, 1), (2, 0)}
+    masked = tuple(tuple(0 if (r, c) in hidden else v for c, v in enumerate(row)) for r, row in enumerate(full))
+    assert completion.repair_rotation(masked, 0) == full
+    with pytest.raises(ValueError):
+        completion.repair_rotation(g("12 34"), 0)
