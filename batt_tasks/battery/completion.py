@@ -276,6 +276,35 @@ def repair_rotation(grid: Grid, mask: int) -> Grid:
     return dsl.complete_symmetry(partial, mask)
 
 
+def symmetrise_objects(grid: Grid, option: tuple[str, int | None, int]) -> Grid:
+    """Complete every object (8-connected, any colours) under the group ``kind`` about its own best centre,
+    within its box grown by ``margin`` cells; new cells take the source's colour or ``colour``."""
+    from batt_tasks.battery.objects import objects
+
+    kind, colour, margin = option
+    bg = background(grid)
+    h, w = shape(grid)
+    objs = objects(grid, False, True)
+    if not objs or len(objs) > 12:
+        raise ValueError("no objects or too many")
+    out = dsl.to_array(grid)
+    for obj in objs:
+        if obj.size < 2:
+            continue
+        top, left, bottom, right = obj.box
+        top, left = max(0, top - margin), max(0, left - margin)
+        bottom, right = min(h - 1, bottom + margin), min(w - 1, right + margin)
+        window = [[bg] * (right - left + 1) for _ in range(bottom - top + 1)]
+        for r, c, v in obj.cells:
+            window[r - top][c - left] = v
+        done = symmetrise_about(tuple(tuple(row) for row in window), kind, colour)
+        for r, row in enumerate(done):
+            for c, v in enumerate(row):
+                if v != bg and out[top + r, left + c] == bg:
+                    out[top + r, left + c] = v
+    return dsl.from_array(out)
+
+
 # ---------------------------------------------------------------------------------------------
 # rays keyed by the source cell's neighbourhood
 
@@ -1080,6 +1109,12 @@ def _periodic_ray_options(ctx: Context) -> list[tuple[int, int]]:
     return [(d, colour) for colour in learn.new_colours(ctx.S) for d in range(8)]
 
 
+def _object_symmetry_options(ctx: Context) -> list[tuple[str, int | None, int]]:
+    colours: list[int | None] = [None, *learn.new_colours(ctx.S)]
+    kinds = ("h", "v", "hv", "rot90", "rot180", "diag", "antidiag")
+    return [(kind, colour, margin) for margin in (0, 2) for colour in colours for kind in kinds]
+
+
 def _reflect_options(ctx: Context) -> list[tuple[str, int]]:
     return [(axis, k) for axis in ("v", "h") for k in (2, 3, 4, 5)]
 
@@ -1130,6 +1165,7 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_repair_symmetry", _fitted("repair_sym", _repair_options, dsl.complete_symmetry))
     reg.add("cmp_repair_rotation", _fitted("repair_rot", _repair_options, repair_rotation))
     reg.add("cmp_masked_region_rotation", _fitted("region_rot", _region_options, fix(repair_rotation)))
+    reg.add("cmp_symmetrise_objects", _fitted("sym_objects", _object_symmetry_options, symmetrise_objects, True))
     reg.add("cmp_symmetrise_about_centre", _fitted("sym_centre", _symmetry_options, _symmetrise, True))
     for blind, augment in ((False, False), (True, False), (True, True)):
         for stop in (False, True):

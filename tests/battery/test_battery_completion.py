@@ -316,3 +316,11 @@ def test_repair_rotation_off_centre() -> None:
     assert completion.repair_rotation(masked, 0) == full
     with pytest.raises(ValueError):
         completion.repair_rotation(g("12 34"), 0)
+
+
+def test_symmetrise_objects_each_about_its_own_centre() -> None:
+    grid = g("0000000 0110000 0100000 0000000 0000220 0000020 0000000")
+    out = completion.symmetrise_objects(grid, ("h", None, 0))
+    assert out == g("0000000 0110000 0110000 0000000 0000220 0000220 0000000")
+    with pytest.raises(ValueError):
+        completion.symmetrise_objects(g("0"), ("h", None, 0))
