@@ -716,15 +716,15 @@ def stripes_from_two(grid: Grid) -> Grid:
 
 
 def lines_through_centres(grid: Grid, params: tuple[int | None, str]) -> Grid:
-    """A row and/or column line (``h``, ``v``, ``hv``) through the centre of every object with an odd-sized
-    box, over background, in ``colour`` (or the object's colour)."""
+    """A row and/or column line (``h``, ``v``, ``hv``) through the centre of every object of three or more
+    cells (each with an odd-sized box), over background, in ``colour`` (or the object's colour)."""
     from batt_tasks.battery.objects import objects
 
     colour, axes = params
     bg = background(grid)
-    objs = objects(grid, True, True)
+    objs = [o for o in objects(grid, True, True) if o.size >= 3]  # lines through pixels are rays
     if not objs or len(objs) > 30:
-        raise ValueError("no objects or too many")
+        raise ValueError("no shapes or too many")
     out = dsl.to_array(grid)
     a = dsl.to_array(grid)
     for obj in objs:
