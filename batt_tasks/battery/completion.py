@@ -971,6 +971,38 @@ def cycle_header(grid: Grid, axis: str) -> Grid:
     return rows if axis == "v" else dsl.transpose(rows)
 
 
+def outline(grid: Grid, params: tuple[int, bool, int]) -> Grid:
+    """Background cells next to (4-wise, or 8-wise with ``diagonal``) a cell of colour ``source`` (any
+    foreground when ``source`` is -1) become ``colour``."""
+    source, diagonal, colour = params
+    a = dsl.to_array(grid)
+    bg = background(grid)
+    src = (a != bg) if source < 0 else (a == source)
+    if not src.any():
+        raise ValueError("no source cells")
+    near = np.zeros_like(src)
+    h, w = a.shape
+    for dr, dc in NEIGHBOURS_8 if diagonal else NEIGHBOURS_4:
+        shifted = np.zeros_like(src)
+        shifted[max(0, dr) : h + min(0, dr), max(0, dc) : w + min(0, dc)] = src[
+            max(0, -dr) : h + min(0, -dr), max(0, -dc) : w + min(0, -dc)
+        ]
+        near |= shifted
+    out = a.copy()
+    out[near & (a == bg)] = colour
+    return dsl.from_array(out)
+
+
+def connect_diagonal_in(grid: Grid, colour: int) -> Grid:
+    """Join every two same-coloured cells on one diagonal (over background only) with ``colour``."""
+    bg = background(grid)
+    joined = dsl.connect_diagonal(grid, bg)
+    return tuple(
+        tuple(colour if v != o else v for v, o in zip(row, orow, strict=True))
+        for row, orow in zip(joined, grid, strict=True)
+    )
+
+
 def learn_output_tile(S: tuple[Pair, ...]) -> Grid | None:
     """The smallest tile (by area) every output repeats from its top-left corner, or None. Needs at least two
     pairs, outputs of their inputs' shapes in at least two shapes, and a tile smaller than the largest output."""
@@ -1143,6 +1175,11 @@ def _colour_x(kinds: tuple[str, ...]) -> Callable[[Context], list[tuple[int, str
     return lambda ctx: [(c, kind) for c in learn.new_colours(ctx.S) for kind in kinds]
 
 
+def _outline_options(ctx: Context) -> list[tuple[int, bool, int]]:
+    sources = [-1, *sorted({v for i, _ in ctx.S for v in dsl.palette(i)} - {background(i) for i, _ in ctx.S})]
+    return [(src, diag, c) for c in learn.new_colours(ctx.S) for src in sources for diag in (False, True)]
+
+
 def _bounce_options(ctx: Context) -> list[tuple[str, int | None]]:
     fills: list[int | None] = [None, *learn.output_colours(ctx.S)]
     return [(start, fill) for fill in fills for start in ("away", "right", "left")]
@@ -1206,6 +1243,9 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_midpoint_stamp", _fitted("midpoint", stamp_options, midpoint_stamp, True))
     for axis in ("v", "h"):
         reg.add(f"cmp_cycle_header_{axis}", _fitted(f"cycle_{axis}", lambda ctx, a=axis: [a], cycle_header, True))
+    reg.add("cmp_outline", _fitted("outline", _outline_options, outline, True))
+    connect = _fitted("connect_diag", lambda ctx: list(learn.new_colours(ctx.S)), connect_diagonal_in, True)
+    reg.add("cmp_connect_diagonal_learned", connect)
     reg.add("cmp_bounce_line", _fitted("bounce", _bounce_options, bounce))
     reg.add("cmp_fill_empty_squares", _fitted("empty_squares", _square_options, fill_empty_squares, True))
     for diagonal in (False, True):

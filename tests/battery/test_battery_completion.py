@@ -324,3 +324,12 @@ def test_symmetrise_objects_each_about_its_own_centre() -> None:
     assert out == g("0000000 0110000 0110000 0000000 0000220 0000220 0000000")
     with pytest.raises(ValueError):
         completion.symmetrise_objects(g("0"), ("h", None, 0))
+
+
+def test_outline_and_diagonal_connection() -> None:
+    grid = g("00000 00200 00000")
+    assert completion.outline(grid, (2, False, 1)) == g("00100 01210 00100")
+    assert completion.outline(grid, (-1, True, 1)) == g("01110 01210 01110")
+    with pytest.raises(ValueError):
+        completion.outline(g("0"), (3, False, 1))
+    assert completion.connect_diagonal_in(g("3000 0000 0030 0000"), 5) == g("3000 0500 0030 0000")
