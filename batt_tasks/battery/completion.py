@@ -1092,9 +1092,24 @@ def _repair_options(ctx: Context) -> list[int]:
     return _mask_options(ctx) if learn.same_shapes(ctx.S) else []
 
 
+def _solid_box(grid: Grid, colour: int) -> bool:
+    a = dsl.to_array(grid) == colour
+    rows, cols = np.nonzero(a)
+    return bool(len(rows)) and bool(a[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all())
+
+
 def _region_options(ctx: Context) -> list[int]:
-    smaller = all(shape(o)[0] * shape(o)[1] < shape(i)[0] * shape(i)[1] for i, o in ctx.S)
-    return _mask_options(ctx) if smaller else []
+    """Mask colours for crops of a repaired region: those of :func:`_mask_options`, then colours that form one
+    solid box in every input whose shape is the output's (they may occur in outputs too)."""
+    if not all(shape(o)[0] * shape(o)[1] < shape(i)[0] * shape(i)[1] for i, o in ctx.S):
+        return []
+    first = _mask_options(ctx)
+    boxes = [
+        c
+        for c in range(10)
+        if c not in first and all(_solid_box(i, c) and shape(dsl.crop_colour(i, c)) == shape(o) for i, o in ctx.S)
+    ]
+    return first + boxes
 
 
 def masked_region(fill: Callable[[Grid, int], Grid]) -> Callable[[Grid, int], Grid]:
