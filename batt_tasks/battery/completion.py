@@ -32,7 +32,7 @@ CandidateFn = Callable[[Context, Grid], Grid]
 
 Lattice = tuple[int, int, int]  # (py, px, shear): cells (r, c) and (r + py, c + shear) agree, and (r, c + px)
 
-MAX_LATTICE_AREA = 64
+MAX_LATTICE_AREA = 100
 
 
 def lattice_classes(h: int, w: int, lattice: Lattice) -> np.ndarray:
