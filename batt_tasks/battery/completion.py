@@ -1158,7 +1158,7 @@ def _periodic_ray_options(ctx: Context) -> list[tuple[int, int]]:
 
 def _object_symmetry_options(ctx: Context) -> list[tuple[str, int | None, int]]:
     colours: list[int | None] = [None, *learn.new_colours(ctx.S)]
-    kinds = ("h", "v", "hv", "rot90", "rot180", "diag", "antidiag")
+    kinds = ("h", "v", "hv", "rot90")
     return [(kind, colour, margin) for margin in (0, 2) for colour in colours for kind in kinds]
 
 
