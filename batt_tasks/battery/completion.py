@@ -526,16 +526,16 @@ def fill_empty_squares(grid: Grid, params: tuple[int, int]) -> Grid:
     return dsl.from_array(out)
 
 
-def rays_to_target(grid: Grid, diagonal: bool) -> Grid:
-    """Each single-cell object that sees the largest object along a row or column (or diagonal) over
-    background draws a line of its colour up to it."""
+def rays_to_target(grid: Grid, diagonal: bool, any_shape: bool = False) -> Grid:
+    """Each single-cell object that sees the largest object (or, with ``any_shape``, any object of two or more
+    cells) along a row or column (or diagonal) over background draws a line of its colour up to it."""
     from batt_tasks.battery.objects import SELECTORS, objects
 
     objs = objects(grid, False, True)
-    target = SELECTORS["largest"](objs)
-    if target.size < 2:
+    targets = [o for o in objs if o.size >= 2] if any_shape else [SELECTORS["largest"](objs)]
+    if not targets or targets[0].size < 2:
         raise ValueError("no target")
-    where = {(r, c) for r, c, _ in target.cells}
+    where = {(r, c) for target in targets for r, c, _ in target.cells}
     bg = background(grid)
     h, w = shape(grid)
     rows = [list(row) for row in grid]
@@ -632,6 +632,22 @@ def _periodic(a: np.ndarray, p: int, axis: int) -> bool:
     if axis == 0:
         return bool(np.array_equal(a[p:], a[: n - p]))
     return bool(np.array_equal(a[:, p:], a[:, : n - p]))
+
+
+def continue_both_ways(grid: Grid, axis: str) -> Grid:
+    """:func:`continue_pattern` to both sides along ``axis`` (``h``: left and right, ``v``: up and down)."""
+    first, second = ("right", "left") if axis == "h" else ("down", "up")
+    out = grid
+    done = False
+    for direction in (first, second):
+        try:
+            out = continue_pattern(out, direction)
+            done = True
+        except ValueError:
+            continue
+    if not done:
+        raise ValueError("nothing to continue")
+    return out
 
 
 def continue_pattern(grid: Grid, direction: str) -> Grid:
@@ -1231,6 +1247,12 @@ def add_completion_families(reg: Any) -> None:
     reg.add("cmp_output_tile", _output_tile)
     for axis in ("h", "v", "hv"):
         reg.add(f"cmp_tile_content_band_{axis}", _fitted(f"band_{axis}", lambda ctx, a=axis: [a], tile_content_band))
+    for axis in ("h", "v"):
+        both = _fitted(f"continue_both_{axis}", lambda ctx, a=axis: [a], continue_both_ways)
+        reg.add(f"cmp_continue_pattern_both_{axis}", both)
+    reg.add(
+        "cmp_rays_to_shapes", _fitted("rays_shapes", lambda ctx: [0], lambda g, _: rays_to_target(g, False, True), True)
+    )
     reg.add("cmp_continue_pattern", _fitted("continue", lambda ctx: ["right", "down", "left", "up"], continue_pattern))
     for axis in ("h", "v"):
         reg.add(

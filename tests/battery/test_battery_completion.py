@@ -333,3 +333,13 @@ def test_outline_and_diagonal_connection() -> None:
     with pytest.raises(ValueError):
         completion.outline(g("0"), (3, False, 1))
     assert completion.connect_diagonal_in(g("3000 0000 0030 0000"), 5) == g("3000 0500 0030 0000")
+
+
+def test_continue_both_ways_and_rays_to_any_shape() -> None:
+    assert completion.continue_both_ways(g("0001210000"), "h") == g("2121212121")
+    with pytest.raises(ValueError):
+        completion.continue_both_ways(g("1"), "v")
+    grid = g("30000 00000 00000 02200 00000 00004 00000 00000 00033")
+    out = completion.rays_to_target(grid, False, True)
+    assert out[1][0] == 0  # 3 at the corner sees no shape in its row or column
+    assert completion.rays_to_target(g("00000 20044 00000"), False, True) == g("00000 22244 00000")
