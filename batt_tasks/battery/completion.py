@@ -5,10 +5,20 @@
 - symmetry about a detected centre: the mirror / rotation group and its centre (any half-cell position) that
   the grid's foreground agrees with most, completed with the cells' own colours or a learned new colour;
 - in-painting with a mask colour chosen by what repairs every train pair (the crop of the repaired region too);
-- rays from cells, keyed by the cell's colour, direction and 3×3 foreground mask (a table, leave-one-out);
-- flood fill of background regions from seed cells of a learned colour;
-- filling empty rows and columns;
+- rotational repair about near-centre points, per-object symmetry completion;
+- rays from cells, keyed by the cell's colour, direction and 3×3 foreground mask (a table, leave-one-out;
+  optionally colour-blind and augmented by the 8 symmetries of the square), also after padding to a learned
+  shape; rays from pixels to shapes, from an object's odd "tip", periodic rays, bouncing diagonals;
+- lines: through object centres, L-paths between two pixels, split connections, midpoint stamps, outlines,
+  diagonal connections, alternating stripes from two pixels, a square spiral;
+- flood fill of background regions from seed cells of a learned colour, alternating two-colour floods;
+- filling empty rows and columns and empty k×k squares;
+- continuation: periodic patterns past their box, runs along lines, content bands, reflections, lines
+  completed by analogy with a full template line, header colours cycled over empty lines;
 - outputs that are one learned tile repeated over the input's shape.
+
+Most candidates are gated by :func:`learn.fit` (one low-capacity parameter that must reproduce every train
+pair) and by :func:`paints_background_only` for drawing tasks, so they stay silent on unrelated tasks.
 
 Every search is bounded (grids are at most 30×30; centres, lattices and foreground counts are capped).
 """
@@ -1087,10 +1097,16 @@ def _drawing(ctx: Context) -> None:
 def _fitted(
     key: Any, options: Callable[[Context], Any], apply: Callable[[Grid, Any], Grid], drawing: bool = False
 ) -> CandidateFn:
+    """``apply`` with the first of ``options`` that reproduces every train pair; a ``drawing`` candidate only runs
+    on tasks that paint background and gives no output when it would return its input unchanged."""
+
     def run(ctx: Context, grid: Grid) -> Grid:
         if drawing:
             _drawing(ctx)
-        return apply(grid, ctx.need(("cmp", key), lambda: learn.fit(ctx.S, options(ctx), apply)))
+        out = apply(grid, ctx.need(("cmp", key), lambda: learn.fit(ctx.S, options(ctx), apply)))
+        if drawing and out == grid:
+            raise ValueError("nothing drawn")
+        return out
 
     return run
 
@@ -1150,7 +1166,10 @@ def _ray_candidate(mode: RayMode) -> CandidateFn:
     def run(ctx: Context, grid: Grid) -> Grid:
         _drawing(ctx)
         table = ctx.need(("cmp_rays", mode), lambda: learn_neighbourhood_rays(ctx.loo(), mode))
-        return apply_neighbourhood_rays(grid, table, mode)
+        out = apply_neighbourhood_rays(grid, table, mode)
+        if out == grid:
+            raise ValueError("no ray cast")
+        return out
 
     return run
 
