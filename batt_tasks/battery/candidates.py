@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from batt_tasks.battery import dsl, features, learn, rules
+from batt_tasks.battery.completion import add_completion_families
 from batt_tasks.battery.dsl import Grid, GridFn, background, shape
 from batt_tasks.battery.learn import Context, NotLearned
 from batt_tasks.battery.objects import SELECTORS, Obj, erase, keep_only, objects, paint
@@ -982,6 +983,7 @@ def build() -> tuple[Candidate, ...]:
     add_feature_families(reg)
     add_layout_families(reg)
     add_partition_families(reg)
+    add_completion_families(reg)
     return tuple(reg.items)
 
 
