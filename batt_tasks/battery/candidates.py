@@ -18,6 +18,7 @@ from typing import Any
 from batt_tasks.battery import dsl, features, learn, rules
 from batt_tasks.battery.dsl import Grid, GridFn, background, shape
 from batt_tasks.battery.learn import Context, NotLearned
+from batt_tasks.battery.objectmaps import add_object_families
 from batt_tasks.battery.objects import SELECTORS, Obj, erase, keep_only, objects, paint
 
 CandidateFn = Callable[[Context, Grid], Grid]
@@ -980,6 +981,7 @@ def build() -> tuple[Candidate, ...]:
     add_rule_families(reg)
     add_feature_families(reg)
     add_layout_families(reg)
+    add_object_families(reg)
     return tuple(reg.items)
 
 
