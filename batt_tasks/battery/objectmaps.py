@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from batt_tasks.battery import dsl, learn
@@ -216,6 +217,215 @@ def stamp_bbox_template(grid: Grid, erase_template: bool) -> Grid:
 
 
 # ---------------------------------------------------------------------------------------------
+# per-object paint tables: each cell's role around an object (its edge, inside, hole, halo) and a property
+# of that object give the output colour, learned leave-one-out
+
+KEEP = -1  #: table value: the cell keeps its input colour
+ROLE_KINDS: dict[str, tuple[bool, bool]] = {"c8": (True, True), "c4": (True, False), "multi_c8": (False, True)}
+MAX_ROLE_OBJECTS = 60
+
+ObjProp = Callable[[Obj, tuple[Obj, ...]], object]
+
+OBJ_PROPS: dict[str, ObjProp] = {
+    "none": lambda o, objs: 0,
+    "colour": lambda o, objs: o.colour,
+    "size": lambda o, objs: o.size,
+    "width_parity": lambda o, objs: (o.width % 2, o.height % 2),
+    "is_largest": lambda o, objs: o.size == max(x.size for x in objs),
+    "is_rectangle": lambda o, objs: o.is_rectangle(),
+    "shape": lambda o, objs: o.shape_key,
+}
+
+
+def _holes(obj: Obj) -> list[tuple[int, int]]:
+    top, left, _, _ = obj.box
+    return [(r + top, c + left) for r, c in dsl.enclosed_cells(obj.as_grid(-1), -1)]
+
+
+@lru_cache(maxsize=64)
+def cell_roles(grid: Grid, kind: str) -> tuple[tuple[Obj, ...], dict[tuple[int, int], tuple[tuple[str, int], ...]]]:
+    """The objects of ``grid`` and, for every cell near one, its ``(role, object index)`` claims: ``edge`` or
+    ``inner`` for the object's own cells, ``hole`` for background it encloses, ``halo4``/``halo_d`` for
+    background next to it (side/corner only); a background cell near several objects has several claims."""
+    objs = objects(grid, *ROLE_KINDS[kind])
+    if not objs or len(objs) > MAX_ROLE_OBJECTS:
+        raise ValueError("no objects or too many")
+    h, w = shape(grid)
+    bg = background(grid)
+    roles: dict[tuple[int, int], tuple[tuple[str, int], ...]] = {}
+    for n, obj in enumerate(objs):
+        own = {(r, c) for r, c, _ in obj.cells}
+        for r, c in own:
+            inner = all((r + dr, c + dc) in own for dr, dc in NEIGHBOURS_4)
+            roles[(r, c)] = (("inner" if inner else "edge", n),)
+        claims: dict[tuple[int, int], str] = {}
+        for r, c in _holes(obj):
+            if grid[r][c] == bg:
+                claims[(r, c)] = "hole"
+        for r, c in sorted(own):
+            for k, (dr, dc) in enumerate(NEIGHBOURS_8):
+                cell = (r + dr, c + dc)
+                if 0 <= cell[0] < h and 0 <= cell[1] < w and grid[cell[0]][cell[1]] == bg and cell not in claims:
+                    claims[cell] = "halo4" if k < 4 else "halo_d"
+                elif claims.get(cell) == "halo_d" and k < 4:
+                    claims[cell] = "halo4"
+        for cell, role in claims.items():
+            roles[cell] = (*roles.get(cell, ()), (role, n))
+    return objs, roles
+
+
+RoleKey = tuple[str, object]
+
+
+@lru_cache(maxsize=256)
+def _role_keys(grid: Grid, kind: str, prop: str) -> dict[tuple[int, int], tuple[RoleKey, ...]]:
+    objs, roles = cell_roles(grid, kind)
+    fn = OBJ_PROPS[prop]
+    values = [fn(o, objs) for o in objs]
+    return {cell: tuple(sorted({(role, values[n]) for role, n in claims}, key=repr)) for cell, claims in roles.items()}
+
+
+def learn_role_table(S: tuple[learn.Pair, ...], kind: str, prop: str) -> dict[RoleKey, int] | None:
+    """A table (role, object property) → output colour (or KEEP) learned from the cells with one claim, that
+    must then reproduce every pair (cells with several claims included, cells without any unchanged), or None."""
+    if not S or not learn.same_shapes(S):
+        return None
+    seen: dict[RoleKey, set[tuple[int, int]]] = {}
+    changed = False
+    for i, o in S:
+        keys = _role_keys(i, kind, prop)
+        for r, (ri, ro) in enumerate(zip(i, o, strict=True)):
+            for c, (a, b) in enumerate(zip(ri, ro, strict=True)):
+                key = keys.get((r, c))
+                if key is None:
+                    if a != b:
+                        return None
+                    continue
+                changed |= a != b
+                if len(key) == 1:
+                    seen.setdefault(key[0], set()).add((a, b))
+    if not changed:
+        return None
+    table: dict[RoleKey, int] = {}
+    for k, found in seen.items():
+        outs = {b for _, b in found}
+        if all(a == b for a, b in found):
+            table[k] = KEEP
+        elif len(outs) == 1:
+            table[k] = outs.pop()
+        else:
+            return None
+    try:
+        if any(apply_role_table(i, kind, prop, table) != o for i, o in S):
+            return None
+    except ValueError:
+        return None
+    return table
+
+
+def apply_role_table(grid: Grid, kind: str, prop: str, table: dict[RoleKey, int]) -> Grid:
+    """Paint every cell with a role by the learned table (a cell with several claims takes the one value that
+    changes it, if any); raises NotLearned for an unseen key, ValueError for a contested cell."""
+    rows = [list(row) for row in grid]
+    for (r, c), key in sorted(_role_keys(grid, kind, prop).items()):
+        values = set()
+        for k in key:
+            value = table.get(k)
+            if value is None:
+                raise NotLearned("unseen role")
+            if value != KEEP and value != grid[r][c]:
+                values.add(value)
+        if len(values) > 1:
+            raise ValueError("contested cell")
+        if values:
+            rows[r][c] = values.pop()
+    return tuple(tuple(row) for row in rows)
+
+
+def role_table_learned(kind: str) -> CandidateFn:
+    """The first object property (in :data:`OBJ_PROPS` order) whose role table fits every train pair; the
+    table itself is learned leave-one-out."""
+
+    def choose(S: tuple[learn.Pair, ...]) -> str | None:
+        if not S or not learn.same_shapes(S):
+            return None
+        for i, o in S:  # cheap test first: every changed cell has a role
+            roles = cell_roles(i, kind)[1]
+            if any(
+                a != b and (r, c) not in roles
+                for r, (ri, ro) in enumerate(zip(i, o, strict=True))
+                for c, (a, b) in enumerate(zip(ri, ro, strict=True))
+            ):
+                return None
+        for prop in OBJ_PROPS:
+            if learn_role_table(S, kind, prop) is not None:
+                return prop
+        return None
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        prop = ctx.need(("obj_role_prop", kind), lambda: choose(ctx.S))
+        table = ctx.need(("obj_role_table", kind), lambda: learn_role_table(ctx.loo(), kind, prop))
+        return apply_role_table(grid, kind, prop, table)
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# objects shaped like a reference object (one inside a frame's box) recoloured
+
+
+def recolour_like_reference(grid: Grid, params: tuple[int, str, str]) -> Grid:
+    """Objects (one-coloured, 4-connected) with the shape of a reference object take the reference's colour
+    (``ref``) or the frame's (``frame``); references are the objects inside a ``frame``-coloured object: in a
+    hole it encloses (``enclosed``) or in its box (``box``)."""
+    frame, mode, inside = params
+    objs = objects(grid, True, False)
+    frames = [o for o in objs if o.colour == frame]
+    if not frames:
+        raise ValueError("no frame")
+    if inside == "enclosed":
+        holes = {cell for o in frames for cell in _holes(o)}
+        refs = [o for o in objs if o.colour != frame and all((r, c) in holes for r, c, _ in o.cells)]
+    else:
+        boxes = [o.box for o in frames]
+        refs = [
+            o
+            for o in objs
+            if o.colour != frame
+            and any(t <= o.box[0] and lf <= o.box[1] and o.box[2] <= b and o.box[3] <= rt for t, lf, b, rt in boxes)
+        ]
+    if not refs:
+        raise ValueError("no reference")
+    by_shape: dict[tuple[int, int, tuple[tuple[int, int], ...]], int] = {}
+    for o in refs:
+        if by_shape.setdefault(_mask_key(o), o.colour) != o.colour:
+            raise ValueError("two references of one shape")
+    rows = [list(row) for row in grid]
+    hits = 0
+    for o in objs:
+        if o.colour == frame or o in refs:
+            continue
+        colour = by_shape.get(_mask_key(o))
+        if colour is None:
+            continue
+        hits += 1
+        for r, c, _ in o.cells:
+            rows[r][c] = colour if mode == "ref" else frame
+    if not hits:
+        raise ValueError("nothing matches")
+    return tuple(tuple(row) for row in rows)
+
+
+def recolour_like_reference_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`recolour_like_reference` with the frame colour and mode every train pair agrees on."""
+    options = [(f, m, i) for i in ("enclosed", "box") for f in range(10) for m in ("ref", "frame")]
+    params = ctx.need(
+        "obj_like_ref", lambda: learn.fit(ctx.S, options, recolour_like_reference) if learn.same_shapes(ctx.S) else None
+    )
+    return recolour_like_reference(grid, params)
+
+
+# ---------------------------------------------------------------------------------------------
 # small extractions
 
 
@@ -248,3 +458,6 @@ def add_object_families(reg: Registry) -> None:
         reg.add(f"obj_stamp_template_same_box{suffix}", lambda ctx, g, e=erase: stamp_bbox_template(g, e))
     reg.add("obj_swap_two_colours∘crop_content", lambda ctx, g: swap_all_two_colours(dsl.crop_to_content(g)))
     reg.add("obj_largest_colours_columns", lambda ctx, g: largest_colours_columns(g))
+    reg.add("obj_recolour_like_reference_learned", recolour_like_reference_learned)
+    for kind in ROLE_KINDS:
+        reg.add(f"obj_role_table_{kind}_learned", role_table_learned(kind))
