@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from batt_tasks.battery import dsl, learn
 from batt_tasks.battery.dsl import NEIGHBOURS_4, NEIGHBOURS_8, Grid, background, shape
 from batt_tasks.battery.learn import Context, NotLearned
-from batt_tasks.battery.objects import Obj, objects
+from batt_tasks.battery.objects import SELECTORS, Obj, keep_only, objects
 
 if TYPE_CHECKING:
     from batt_tasks.battery.candidates import Registry
@@ -33,17 +33,17 @@ MAX_MOVERS = 60  #: cells that may slide in one grid
 #: pairs, ``big`` c8 objects of two cells or more, ``largest`` object), the ray directions (4 or 8), whether a
 #: mover needs an anchor of its own colour (``same``) or takes the nearest (``any``), what happens to a mover
 #: no ray leads from to an anchor (``drop`` or ``keep``), and whether a mover takes its anchor's colour.
-SlideParams = tuple[str, int, str, str, bool]
+SlideParams = tuple[str, int, str, str, bool, bool]
 
 SLIDE_OPTIONS: tuple[SlideParams, ...] = tuple(
-    (anchor, steps, match, missing, recolour)
+    (anchor, steps, match, missing, recolour, False)
     for anchor in ("big", "static", "largest")
     for steps in (4, 8)
     for match in ("any", "same")
     for missing in ("keep", "drop")
     for recolour in (False, True)
     if not (match == "same" and recolour)
-)
+) + (("static", 8, "any", "keep", False, True), ("big", 8, "any", "keep", False, True))
 
 
 def static_colours(S: tuple[learn.Pair, ...]) -> tuple[int, ...] | None:
@@ -81,8 +81,9 @@ def _anchor_cells(grid: Grid, mode: str, statics: tuple[int, ...]) -> set[tuple[
 
 def slide_to_anchors(grid: Grid, params: SlideParams, statics: tuple[int, ...] = ()) -> Grid:
     """Every non-anchor cell slides along the straight ray (4 or 8 directions) that reaches an anchor cell
-    first, until it touches the anchor or a cell that slid there before it (nearest movers first)."""
-    mode, nsteps, match, missing, recolour = params
+    first, until it touches the anchor or a cell that slid there before it (nearest movers first); with
+    ``one_step`` (the last parameter) it moves a single step that way."""
+    mode, nsteps, match, missing, recolour, one_step = params
     h, w = shape(grid)
     bg = background(grid)
     anchors = _anchor_cells(grid, mode, statics)
@@ -125,7 +126,8 @@ def slide_to_anchors(grid: Grid, params: SlideParams, statics: tuple[int, ...] =
     placed: set[tuple[int, int]] = set()
     for k, r, c, dr, dc, target in sorted(plans):
         # next to the anchor, or behind the movers that reached it first
-        nr, nc = r + (k - 1) * dr, c + (k - 1) * dc
+        reach = min(k - 1, 1) if one_step else k - 1
+        nr, nc = r + reach * dr, c + reach * dc
         while (nr, nc) in placed and (nr, nc) != (r, c):
             nr, nc = nr - dr, nc - dc
         placed.add((nr, nc))
@@ -425,6 +427,114 @@ def recolour_like_reference_learned(ctx: Context, grid: Grid) -> Grid:
     return recolour_like_reference(grid, params)
 
 
+def keep_selected(sel: str) -> Callable[[Grid], Grid]:
+    """Erase every (one-coloured, 8-connected) object but the one selector ``sel`` picks (``rarest_colour``:
+    every cell but those of the strictly least common colour)."""
+
+    def run(grid: Grid) -> Grid:
+        bg = background(grid)
+        if sel == "rarest_colour":
+            counts = Counter(v for row in grid for v in row if v != bg)
+            ranked = sorted(counts.values())
+            if not ranked or (len(ranked) > 1 and ranked[0] == ranked[1]):
+                raise ValueError("no rarest colour")
+            rare = min(counts, key=lambda k: (counts[k], k))
+            return tuple(tuple(v if v == rare else bg for v in row) for row in grid)
+        obj = SELECTORS[sel](objects(grid, True, True))
+        return keep_only(grid, [obj], bg)
+
+    return run
+
+
+def role_table_after(pre: str, fn: Callable[[Grid], Grid], kind: str) -> CandidateFn:
+    """:func:`role_table_learned` on the grids after ``fn`` (a selection step)."""
+    post = role_table_learned(kind)
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        return post(ctx.through(pre, lambda c, g: fn(g)), fn(grid))
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# background regions recoloured by a region property, learned leave-one-out
+
+
+@lru_cache(maxsize=64)
+def bg_regions(grid: Grid) -> tuple[tuple[tuple[tuple[int, int], ...], frozenset[int]], ...]:
+    """The 4-connected regions of background cells, each with the set of colours next to it (4-wise)."""
+    bg = background(grid)
+    marked = tuple(tuple(1 if v == bg else 0 for v in row) for row in grid)
+    h, w = shape(grid)
+    out = []
+    for reg in objects(marked, True, False, 0):
+        cells = tuple((r, c) for r, c, _ in reg.cells)
+        near = {
+            grid[r + dr][c + dc]
+            for r, c in cells
+            for dr, dc in NEIGHBOURS_4
+            if 0 <= r + dr < h and 0 <= c + dc < w and grid[r + dr][c + dc] != bg
+        }
+        out.append((cells, frozenset(near)))
+    return tuple(out)
+
+
+def _region_keys(grid: Grid, prop: str) -> list[object]:
+    regions = bg_regions(grid)
+    if prop == "extreme":
+        sizes = [len(cells) for cells, _ in regions]
+        top, low = max(sizes), min(sizes)
+        return ["largest" if n == top else "smallest" if n == low else "other" for n in sizes]
+    colour = int(prop[-1])  # "next_to_k"
+    return [colour in near for _, near in regions]
+
+
+REGION_PROPS = ("extreme", *(f"next_to_{k}" for k in range(10)))
+
+
+def learn_region_table(S: tuple[learn.Pair, ...], prop: str) -> dict[object, int] | None:
+    """A table region property → output colour (KEEP: unchanged) over pairs where only whole background
+    regions change, each to one colour; it must discriminate (two different values), or None."""
+    if not S or not learn.same_shapes(S):
+        return None
+    table: dict[object, int] = {}
+    for i, o in S:
+        regions = bg_regions(i)
+        covered = {cell for cells, _ in regions for cell in cells}
+        for r, (ri, ro) in enumerate(zip(i, o, strict=True)):
+            for c, (a, b) in enumerate(zip(ri, ro, strict=True)):
+                if a != b and (r, c) not in covered:
+                    return None
+        for (cells, _), key in zip(regions, _region_keys(i, prop), strict=True):
+            outs = {o[r][c] for r, c in cells}
+            if len(outs) != 1:
+                return None
+            value = outs.pop()
+            value = KEEP if value == i[cells[0][0]][cells[0][1]] else value
+            if table.setdefault(key, value) != value:
+                return None
+    return table if len(set(table.values())) > 1 else None
+
+
+def region_table_learned(ctx: Context, grid: Grid) -> Grid:
+    """Background regions recoloured by the first region property whose table fits every train pair; the
+    table is learned leave-one-out."""
+
+    def choose() -> str | None:
+        return next((p for p in REGION_PROPS if learn_region_table(ctx.S, p) is not None), None)
+
+    prop = ctx.need("obj_region_prop", choose)
+    table = ctx.need("obj_region_table", lambda: learn_region_table(ctx.loo(), prop))
+    rows = [list(row) for row in grid]
+    for (cells, _), key in zip(bg_regions(grid), _region_keys(grid, prop), strict=True):
+        if key not in table:
+            raise NotLearned("unseen region key")
+        if table[key] != KEEP:
+            for r, c in cells:
+                rows[r][c] = table[key]
+    return tuple(tuple(row) for row in rows)
+
+
 # ---------------------------------------------------------------------------------------------
 # small extractions
 
@@ -459,5 +569,9 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_swap_two_colours∘crop_content", lambda ctx, g: swap_all_two_colours(dsl.crop_to_content(g)))
     reg.add("obj_largest_colours_columns", lambda ctx, g: largest_colours_columns(g))
     reg.add("obj_recolour_like_reference_learned", recolour_like_reference_learned)
+    reg.add("obj_region_table_learned", region_table_learned)
+    for sel in ("rarest_colour", "largest", "smallest"):
+        pre = f"keep_{sel}" if sel == "rarest_colour" else f"keep_{sel}_object_c8"
+        reg.add(f"obj_role_table_c8_learned∘{pre}", role_table_after(pre, keep_selected(sel), "c8"))
     for kind in ROLE_KINDS:
         reg.add(f"obj_role_table_{kind}_learned", role_table_learned(kind))

@@ -1,0 +1,198 @@
+"""Unit tests for the battery's object-level families (batt_tasks.battery.objectmaps).
+
+Each primitive has a behaviour test on a small hand-made grid; every candidate of the module runs on the
+edge cases (1×1, a single colour, a random 30×30) and either gives a valid grid or raises ValueError.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from batt_tasks.battery import objectmaps as om
+from batt_tasks.battery.candidates import CANDIDATES
+from batt_tasks.battery.dsl import Grid
+from batt_tasks.battery.learn import Context, NotLearned
+
+ONE: Grid = ((7,),)
+FLAT: Grid = ((3,) * 5,) * 5
+_rng = random.Random(4321)
+BIG: Grid = tuple(tuple(_rng.choice((0, 0, 0, 1, 2, 5)) for _ in range(30)) for _ in range(30))
+EDGE_CASES = {"1x1": ONE, "single_colour": FLAT, "30x30": BIG}
+
+
+def g(text: str) -> Grid:
+    """A grid from rows of digits separated by spaces: ``g("12 34")``."""
+    return tuple(tuple(int(ch) for ch in row) for row in text.split())
+
+
+# --------------------------------------------------------------------------- sliding to anchors
+
+
+def test_slide_to_big_anchor_stacks_nearest_first() -> None:
+    grid = g("0050000 0000000 0000000 0000000 0000220 0000220 0000000")
+    # the lone 5 is on no row/column/diagonal of the block: nothing slides, no output
+    with pytest.raises(ValueError):
+        om.slide_to_anchors(grid, ("big", 8, "any", "keep", False, False))
+    two = g("5005000 0000000 0000000 0000000 0000220 0000220 0000000")
+    out = om.slide_to_anchors(two, ("big", 8, "any", "drop", False, False))
+    # (0,0) slides diagonally to (3,3); (0,3) is on no ray (column 3 misses the block) and is dropped
+    assert out == g("0000000 0000000 0000000 0005000 0000220 0000220 0000000")
+
+
+def test_slide_same_colour_passes_other_anchors_and_recolour() -> None:
+    grid = g("20102 20100")
+    # the 2 at (0,4) passes the 1-line to reach the 2-line
+    assert om.slide_to_anchors(grid, ("big", 4, "same", "drop", False, False)) == g("22100 20100")
+    assert om.slide_to_anchors(grid, ("big", 4, "any", "drop", False, False)) == g("20120 20100")
+    band = g("000 030 000 555")
+    assert om.slide_to_anchors(band, ("big", 4, "any", "keep", True, False)) == g("000 000 050 555")
+
+
+def test_slide_one_step() -> None:
+    grid = g("30000 00000 00000 00040")
+    params = ("static", 8, "any", "keep", False, True)
+    assert om.slide_to_anchors(grid, params, (4,)) == g("00000 03000 00000 00040")
+
+
+def test_slide_learned_from_pairs() -> None:
+    S = (
+        (g("0000 3000 0000 5555"), g("0000 0000 3000 5555")),
+        (g("0030 0000 0000 5555"), g("0000 0000 0030 5555")),
+    )
+    sample = g("0300 0000 0000 5555")
+    assert om.slide_learned(Context("t", S, sample), sample) == g("0000 0000 0300 5555")
+
+
+def test_static_colours() -> None:
+    S = ((g("120 000"), g("100 020")),)
+    assert om.static_colours(S) == (1,)
+    assert om.static_colours(((g("012"), g("012")),)) == (1, 2)
+    assert om.static_colours(((g("12"), g("123")),)) is None
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def test_stamp_template_same_shape() -> None:
+    grid = g("120000 340000 000055 000055")
+    assert om.stamp_template(grid, False) == g("120000 340000 000012 000034")
+    assert om.stamp_template(grid, True) == g("000000 000000 000012 000034")
+    with pytest.raises(ValueError):
+        om.stamp_template(g("1200 0000 0050"), False)  # no object of the template's shape
+
+
+def test_stamp_bbox_template_replaces_solid_boxes() -> None:
+    grid = g("1200000 2200000 0000550 0000550")
+    assert om.stamp_bbox_template(grid, False) == g("1200000 2200000 0000120 0000220")
+
+
+# --------------------------------------------------------------------------- role tables
+
+
+def test_cell_roles() -> None:
+    grid = g("00000 01110 01010 01110 00000")
+    objs, roles = om.cell_roles(grid, "c8")
+    assert len(objs) == 1
+    assert roles[(2, 2)] == (("hole", 0),)
+    assert roles[(1, 1)] == (("edge", 0),)
+    assert roles[(0, 0)] == (("halo_d", 0),)
+    assert roles[(0, 1)] == (("halo4", 0),)
+    assert (4, 4) not in roles or roles[(4, 4)] == (("halo_d", 0),)
+
+
+def test_role_table_hollows_and_outlines() -> None:
+    S = (
+        (g("000000 011100 011100 011100 000000"), g("000000 011100 010100 011100 000000")),
+        (g("0000000 0222220 0222220 0222220 0000000"), g("0000000 0222220 0200020 0222220 0000000")),
+    )
+    table = om.learn_role_table(S, "c8", "none")
+    assert table is not None
+    grid = g("00000 03330 03330 03330 03330")
+    assert om.apply_role_table(grid, "c8", "none", table) == g("00000 03330 03030 03030 03330")
+    cand = om.role_table_learned("c8")
+    assert cand(Context("t", S, grid), grid) == g("00000 03330 03030 03030 03330")
+
+
+def test_role_table_needs_unseen_key_guard() -> None:
+    S = ((g("000 010 000"), g("222 212 222")),)
+    table = om.learn_role_table(S, "c8", "colour")
+    assert table is not None
+    with pytest.raises(NotLearned):
+        om.apply_role_table(g("000 030 000"), "c8", "colour", table)
+
+
+def test_role_table_rejects_changes_far_from_objects() -> None:
+    S = ((g("0000 0100 0000 0000"), g("0000 0100 0000 0002")),)
+    assert om.learn_role_table(S, "c8", "none") is None
+
+
+# --------------------------------------------------------------------------- references, regions, extractions
+
+
+def test_recolour_like_reference() -> None:
+    grid = g("55555000 52225011 55555000 00000000 03330000")
+    # the 222 inside the frame is the reference: 333 (same shape) takes colour 2; 11 differs and stays
+    assert om.recolour_like_reference(grid, (5, "ref", "enclosed")) == g("55555000 52225011 55555000 00000000 02220000")
+    assert om.recolour_like_reference(grid, (5, "frame", "box"))[4] == (0, 5, 5, 5, 0, 0, 0, 0)
+    with pytest.raises(ValueError):
+        om.recolour_like_reference(grid, (7, "ref", "box"))
+
+
+def test_region_table_extremes() -> None:
+    S = (
+        (g("0010 0010 1111 0010"), g("2210 2210 1111 0013")),
+        (g("0001 1111 0010"), g("2221 1111 0013")),
+    )
+    assert om.learn_region_table(S, "extreme") == {"largest": 2, "smallest": 3, "other": om.KEEP}
+    sample = g("000010 111111 010000")
+    assert om.region_table_learned(Context("t", S, sample), sample) == g("222213 111111 312222")
+
+
+def test_region_next_to_colour() -> None:
+    grid = g("0020 2220 0000")
+    keys = om._region_keys(grid, "next_to_2")
+    assert keys == [True, True] or all(keys)
+    assert om._region_keys(grid, "next_to_4") == [False] * len(keys)
+
+
+def test_swap_and_largest_columns() -> None:
+    assert om.swap_all_two_colours(g("112 121")) == g("221 212")
+    with pytest.raises(ValueError):
+        om.swap_all_two_colours(g("123"))
+    grid = g("0000000 1100330 0000000 0200000")
+    assert om.largest_colours_columns(grid) == g("13 13")
+
+
+def test_keep_rarest_colour() -> None:
+    grid = g("1100 0233 0110")
+    assert om.keep_selected("rarest_colour")(grid) == g("0000 0200 0000")
+    with pytest.raises(ValueError):
+        om.keep_selected("rarest_colour")(g("0120"))
+
+
+# --------------------------------------------------------------------------- every candidate on the edge cases
+
+OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
+
+
+def test_candidates_registered_at_the_end() -> None:
+    ids = [c.cid for c in CANDIDATES]
+    first = ids.index(OBJ_CANDIDATES[0].cid)
+    assert all(cid.startswith("obj_") for cid in ids[first:])
+    assert len(OBJ_CANDIDATES) >= 10
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
+def test_candidates_on_edge_cases(name: str) -> None:
+    grid = EDGE_CASES[name]
+    S = ((grid, grid), (BIG, BIG))
+    for cand in OBJ_CANDIDATES:
+        ctx = Context("t", S, grid)
+        try:
+            out = cand.fn(ctx, grid)
+        except ValueError:
+            continue
+        assert isinstance(out, tuple) and out and all(len(row) == len(out[0]) for row in out), cand.cid
+        assert len(out) <= 30 and len(out[0]) <= 30
