@@ -536,6 +536,88 @@ def region_table_learned(ctx: Context, grid: Grid) -> Grid:
 
 
 # ---------------------------------------------------------------------------------------------
+# objects aligned with a reference
+
+
+ALIGN_MODES = ("row_top", "row_bottom", "row_centre", "col_left", "col_right", "col_centre", "centre")
+
+
+def _edge(box: tuple[int, int, int, int], mode: str) -> int:
+    top, left, bottom, right = box
+    return {
+        "row_top": 2 * top,
+        "row_bottom": 2 * bottom,
+        "row_centre": top + bottom,
+        "col_left": 2 * left,
+        "col_right": 2 * right,
+        "col_centre": left + right,
+    }[mode]
+
+
+def align_to_reference(grid: Grid, params: tuple[int, str]) -> Grid:
+    """Objects move to line up with the reference (the cells of colour ``ref``): each object on its own along
+    rows (``row_*``: same top, bottom or centre row) or columns (``col_*``), or all other cells together so
+    that their box is centred on the reference's box (``centre``)."""
+    ref, mode = params
+    bg = background(grid)
+    h, w = shape(grid)
+    ref_cells = [(r, c) for r, row in enumerate(grid) for c, v in enumerate(row) if v == ref and v != bg]
+    if not ref_cells:
+        raise ValueError("no reference")
+    rbox = (
+        min(r for r, _ in ref_cells),
+        min(c for _, c in ref_cells),
+        max(r for r, _ in ref_cells),
+        max(c for _, c in ref_cells),
+    )
+    others = [o for o in objects(grid, True, True, bg) if o.colour != ref]
+    if not others:
+        raise ValueError("nothing to move")
+    moves: list[tuple[Obj, int, int]] = []
+    if mode == "centre":
+        cells = [(r, c) for o in others for r, c, _ in o.cells]
+        top, left = min(r for r, _ in cells), min(c for _, c in cells)
+        bottom, right = max(r for r, _ in cells), max(c for _, c in cells)
+        dy2, dx2 = rbox[0] + rbox[2] - top - bottom, rbox[1] + rbox[3] - left - right
+        if dy2 % 2 or dx2 % 2:
+            raise ValueError("no whole-cell centre")
+        moves = [(o, dy2 // 2, dx2 // 2) for o in others]
+    else:
+        for o in others:
+            d2 = _edge(rbox, mode) - _edge(o.box, mode)
+            if d2 % 2:
+                raise ValueError("no whole-cell alignment")
+            moves.append((o, d2 // 2, 0) if mode.startswith("row") else (o, 0, d2 // 2))
+    if all(dy == 0 and dx == 0 for _, dy, dx in moves):
+        raise ValueError("nothing moves")
+    rows = [list(row) for row in grid]
+    for o, _, _ in moves:
+        for r, c, _ in o.cells:
+            rows[r][c] = bg
+    for o, dy, dx in moves:
+        for r, c, v in o.cells:
+            if not (0 <= r + dy < h and 0 <= c + dx < w):
+                raise ValueError("moved off the grid")
+            rows[r + dy][c + dx] = v
+    return tuple(tuple(row) for row in rows)
+
+
+def align_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`align_to_reference` with the reference colour and mode every train pair agrees on."""
+
+    def options() -> list[tuple[int, str]]:
+        if not learn.same_shapes(ctx.S):
+            return []
+        common = set(range(1, 10))
+        for i, _ in ctx.S:
+            common &= set(dsl.palette(i))
+        return [(c, m) for c in sorted(common) for m in ALIGN_MODES]
+
+    params = ctx.need("obj_align", lambda: learn.fit(ctx.S, options(), align_to_reference))
+    return align_to_reference(grid, params)
+
+
+# ---------------------------------------------------------------------------------------------
 # small extractions
 
 
@@ -559,6 +641,78 @@ def largest_colours_columns(grid: Grid) -> Grid:
     return dsl.check(tuple(tuple(o.colour for o in chosen) for _ in range(top)))
 
 
+def _frames(grid: Grid) -> list[Obj]:
+    """One-coloured 4-connected objects that are exactly the outline of their box (at least 3×3)."""
+    return [
+        o
+        for o in objects(grid, True, False)
+        if o.height >= 3 and o.width >= 3 and o.size == 2 * (o.height + o.width) - 4
+    ]
+
+
+def scale_into_frame(grid: Grid) -> Grid:
+    """The only frame, cropped, with everything else (cropped to its box) scaled up to fill its inside."""
+    frames = _frames(grid)
+    if len(frames) != 1:
+        raise ValueError("not one frame")
+    frame = frames[0]
+    bg = background(grid)
+    own = {(r, c) for r, c, _ in frame.cells}
+    rest = tuple(tuple(v if (r, c) not in own else bg for c, v in enumerate(row)) for r, row in enumerate(grid))
+    box = dsl.bbox(rest, bg)
+    if box is None:
+        raise ValueError("nothing to scale")
+    content = dsl.crop(rest, *box)
+    ch, cw = shape(content)
+    ih, iw = frame.height - 2, frame.width - 2
+    if ih % ch or iw % cw or ih // ch != iw // cw:
+        raise ValueError("does not fit")
+    out = [list(row) for row in dsl.crop(grid, *frame.box)]
+    big = dsl.upscale(content, ih // ch)
+    for r, row in enumerate(big):
+        out[r + 1][1 : 1 + iw] = row
+    return tuple(tuple(row) for row in out)
+
+
+def crop_frame_most_inside(grid: Grid) -> Grid:
+    """The frame holding the most cells of another colour, cropped, all its cells in that one colour."""
+    frames = _frames(grid)
+    bg = background(grid)
+    scored = []
+    for f in frames:
+        top, left, bottom, right = f.box
+        inside = Counter(
+            v for row in grid[top + 1 : bottom] for v in row[left + 1 : right] if v != bg and v != f.colour
+        )
+        if len(inside) == 1:
+            ((colour, n),) = inside.items()
+            scored.append((n, colour, f))
+    scored.sort(key=lambda t: -t[0])
+    if not scored or (len(scored) > 1 and scored[0][0] == scored[1][0]):
+        raise ValueError("no single fullest frame")
+    _, colour, f = scored[0]
+    return tuple(tuple(colour if v != bg else v for v in row) for row in dsl.crop(grid, *f.box))
+
+
+def stack_by_size(grid: Grid) -> Grid:
+    """Horizontal one-coloured bars sorted by length and stacked against the bottom-right (on the widest
+    bar when it spans the grid), the longest lowest."""
+    objs = objects(grid, True, False)
+    h, w = shape(grid)
+    bg = background(grid)
+    if not objs or any(o.height != 1 or not o.is_rectangle() for o in objs) or len(objs) > h:
+        raise ValueError("not horizontal bars")
+    ranked = sorted(objs, key=lambda o: (-o.size, o.colour))
+    if len({o.size for o in objs}) != len(objs):
+        raise ValueError("tied lengths")
+    rows = [[bg] * w for _ in range(h)]
+    for k, o in enumerate(ranked):
+        r = h - 1 - k
+        for c in range(w - o.size, w):
+            rows[r][c] = o.colour
+    return tuple(tuple(row) for row in rows)
+
+
 def add_object_families(reg: Registry) -> None:
     """The object-level families of this module (ids start with ``obj_``)."""
     reg.add("obj_slide_to_anchors_learned", slide_learned)
@@ -570,6 +724,10 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_largest_colours_columns", lambda ctx, g: largest_colours_columns(g))
     reg.add("obj_recolour_like_reference_learned", recolour_like_reference_learned)
     reg.add("obj_region_table_learned", region_table_learned)
+    reg.add("obj_align_to_reference_learned", align_learned)
+    reg.add("obj_scale_into_frame", lambda ctx, g: scale_into_frame(g))
+    reg.add("obj_crop_frame_most_inside", lambda ctx, g: crop_frame_most_inside(g))
+    reg.add("obj_stack_bars_by_length", lambda ctx, g: stack_by_size(g))
     for sel in ("rarest_colour", "largest", "smallest"):
         pre = f"keep_{sel}" if sel == "rarest_colour" else f"keep_{sel}_object_c8"
         reg.add(f"obj_role_table_c8_learned∘{pre}", role_table_after(pre, keep_selected(sel), "c8"))
