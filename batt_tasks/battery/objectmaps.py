@@ -713,6 +713,68 @@ def stack_by_size(grid: Grid) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def largest_object_pattern(grid: Grid, out_shape: tuple[int, int]) -> Grid:
+    """The largest object's blocky pattern: its box (the object alone) scaled down to ``out_shape`` by block
+    majority, painted in the grid's other foreground colour (the noise that the object is drawn among)."""
+    bg = background(grid)
+    obj = SELECTORS["largest"](objects(grid, True, True))
+    solo = obj.as_grid(bg)
+    (h, w), (oh, ow) = shape(solo), out_shape
+    if h % oh or w % ow or (h == oh and w == ow):
+        raise ValueError("does not divide")
+    others = {v for row in grid for v in row if v not in (bg, obj.colour)}
+    if len(others) != 1:
+        raise ValueError("not one other colour")
+    paint_colour = others.pop()
+    fy, fx = h // oh, w // ow
+    rows = []
+    for r in range(oh):
+        row = []
+        for c in range(ow):
+            block = [v for rr in solo[r * fy : (r + 1) * fy] for v in rr[c * fx : (c + 1) * fx]]
+            row.append(paint_colour if 2 * block.count(obj.colour) > len(block) else bg)
+        rows.append(tuple(row))
+    return tuple(rows)
+
+
+def largest_pattern_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`largest_object_pattern` to the output shape every train pair has."""
+    return largest_object_pattern(grid, ctx.need("out_shape", lambda: learn.learn_output_shape(ctx.S)))
+
+
+def gather_on_marker(grid: Grid, params: tuple[int, int, int]) -> Grid:
+    """Every object holding one cell of colour ``marker`` is laid on an ``h``×``w`` canvas with that cell at
+    the centre (later objects over earlier ones; overlapping different colours is an error)."""
+    marker, h, w = params
+    if h % 2 == 0 or w % 2 == 0:
+        raise ValueError("no centre")
+    bg = background(grid)
+    objs = [o for o in objects(grid, False, True) if o.colours.get(marker, 0) == 1]
+    if len(objs) < 2:
+        raise ValueError("fewer than two marked objects")
+    rows = [[bg] * w for _ in range(h)]
+    for o in objs:
+        mr, mc = next((r, c) for r, c, v in o.cells if v == marker)
+        for r, c, v in o.cells:
+            rr, cc = r - mr + h // 2, c - mc + w // 2
+            if not (0 <= rr < h and 0 <= cc < w):
+                raise ValueError("off the canvas")
+            if rows[rr][cc] not in (bg, v):
+                raise ValueError("overlap")
+            rows[rr][cc] = v
+    return tuple(tuple(row) for row in rows)
+
+
+def gather_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`gather_on_marker` with the marker colour every train pair agrees on (canvas: the output shape)."""
+
+    def options() -> list[tuple[int, int, int]]:
+        out = learn.learn_output_shape(ctx.S)
+        return [] if out is None else [(m, *out) for m in range(1, 10)]
+
+    return gather_on_marker(grid, ctx.need("obj_gather", lambda: learn.fit(ctx.S, options(), gather_on_marker)))
+
+
 def add_object_families(reg: Registry) -> None:
     """The object-level families of this module (ids start with ``obj_``)."""
     reg.add("obj_slide_to_anchors_learned", slide_learned)
@@ -728,6 +790,8 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_scale_into_frame", lambda ctx, g: scale_into_frame(g))
     reg.add("obj_crop_frame_most_inside", lambda ctx, g: crop_frame_most_inside(g))
     reg.add("obj_stack_bars_by_length", lambda ctx, g: stack_by_size(g))
+    reg.add("obj_largest_object_pattern_learned", largest_pattern_learned)
+    reg.add("obj_gather_on_marker_learned", gather_learned)
     for sel in ("rarest_colour", "largest", "smallest"):
         pre = f"keep_{sel}" if sel == "rarest_colour" else f"keep_{sel}_object_c8"
         reg.add(f"obj_role_table_c8_learned∘{pre}", role_table_after(pre, keep_selected(sel), "c8"))
