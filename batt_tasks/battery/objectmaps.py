@@ -775,6 +775,40 @@ def gather_learned(ctx: Context, grid: Grid) -> Grid:
     return gather_on_marker(grid, ctx.need("obj_gather", lambda: learn.fit(ctx.S, options(), gather_on_marker)))
 
 
+def fill_holes_with_matching(grid: Grid, lone_colours: bool = False) -> Grid:
+    """Each enclosed background hole takes the one object elsewhere that has exactly its shape (the object
+    moves into the hole); holes without such an object stay empty. ``lone_colours``: only objects whose
+    colour no other object has may move (the others are distractors)."""
+    bg = background(grid)
+    holes_mask = set(dsl.enclosed_cells(grid, bg))
+    if not holes_mask:
+        raise ValueError("no holes")
+    marked = tuple(tuple(1 if (r, c) in holes_mask else 0 for c in range(len(grid[0]))) for r in range(len(grid)))
+    holes = objects(marked, True, False, 0)
+    objs = [o for o in objects(grid, True, True) if not any((r, c) in holes_mask for r, c, _ in o.cells)]
+    if lone_colours:
+        counts = Counter(o.colour for o in objs)
+        objs = [o for o in objs if counts[o.colour] == 1]
+    rows = [list(row) for row in grid]
+    used: set[int] = set()
+    moved = 0
+    for hole in holes:
+        fits = [k for k, o in enumerate(objs) if k not in used and _mask_key(o) == _mask_key(hole)]
+        if len(fits) != 1:
+            continue
+        obj = objs[fits[0]]
+        used.add(fits[0])
+        moved += 1
+        for r, c, _ in obj.cells:
+            rows[r][c] = bg
+        dy, dx = hole.box[0] - obj.box[0], hole.box[1] - obj.box[1]
+        for r, c, v in obj.cells:
+            rows[r + dy][c + dx] = v
+    if not moved:
+        raise ValueError("no hole fits an object")
+    return tuple(tuple(row) for row in rows)
+
+
 def add_object_families(reg: Registry) -> None:
     """The object-level families of this module (ids start with ``obj_``)."""
     reg.add("obj_slide_to_anchors_learned", slide_learned)
@@ -792,6 +826,12 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_stack_bars_by_length", lambda ctx, g: stack_by_size(g))
     reg.add("obj_largest_object_pattern_learned", largest_pattern_learned)
     reg.add("obj_gather_on_marker_learned", gather_learned)
+    reg.add(
+        "obj_fill_holes_with_matching_objects_learned",
+        lambda ctx, g: fill_holes_with_matching(
+            g, ctx.need("obj_holes_exclude", lambda: learn.fit(ctx.S, (False, True), fill_holes_with_matching))
+        ),
+    )
     for sel in ("rarest_colour", "largest", "smallest"):
         pre = f"keep_{sel}" if sel == "rarest_colour" else f"keep_{sel}_object_c8"
         reg.add(f"obj_role_table_c8_learned∘{pre}", role_table_after(pre, keep_selected(sel), "c8"))
