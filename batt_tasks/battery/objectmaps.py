@@ -809,6 +809,58 @@ def fill_holes_with_matching(grid: Grid, lone_colours: bool = False) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def _base_line(obj: Obj) -> tuple[str, int]:
+    """The row (for a wide object) or column (tall) holding most of the object's cells."""
+    axis = "row" if obj.width >= obj.height else "col"
+    counts = Counter(r if axis == "row" else c for r, c, _ in obj.cells)
+    ranked = counts.most_common()
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        raise ValueError("no base line")
+    return axis, ranked[0][0]
+
+
+def _gap(a: Obj, b: Obj) -> int:
+    (at, al, ab, ar), (bt, bl, bb, br) = a.box, b.box
+    return max(0, bt - ab, at - bb) + max(0, bl - ar, al - br)
+
+
+def mirror_across_anchor(grid: Grid, anchor: int) -> Grid:
+    """Every object not of colour ``anchor`` is reflected across the base line (the longest row or column) of
+    the nearest ``anchor`` object, moving to the other side of it."""
+    bg = background(grid)
+    h, w = shape(grid)
+    objs = objects(grid, True, True)
+    anchors = [o for o in objs if o.colour == anchor]
+    movers = [o for o in objs if o.colour != anchor]
+    if not anchors or not movers:
+        raise ValueError("no anchors or nothing to move")
+    rows = [list(row) for row in grid]
+    placed = []
+    for m in movers:
+        gaps = sorted((_gap(m, a), k) for k, a in enumerate(anchors))
+        if len(gaps) > 1 and gaps[0][0] == gaps[1][0]:
+            raise ValueError("two nearest anchors")
+        axis, line = _base_line(anchors[gaps[0][1]])
+        for r, c, v in m.cells:
+            rows[r][c] = bg
+            nr, nc = (2 * line - r, c) if axis == "row" else (r, 2 * line - c)
+            if not (0 <= nr < h and 0 <= nc < w):
+                raise ValueError("reflected off the grid")
+            placed.append((nr, nc, v))
+    for r, c, v in placed:
+        rows[r][c] = v
+    return tuple(tuple(row) for row in rows)
+
+
+def mirror_across_anchor_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`mirror_across_anchor` with the anchor colour every train pair agrees on."""
+    anchor = ctx.need(
+        "obj_mirror_anchor",
+        lambda: learn.fit(ctx.S, range(1, 10), mirror_across_anchor) if learn.same_shapes(ctx.S) else None,
+    )
+    return mirror_across_anchor(grid, anchor)
+
+
 def add_object_families(reg: Registry) -> None:
     """The object-level families of this module (ids start with ``obj_``)."""
     reg.add("obj_slide_to_anchors_learned", slide_learned)
@@ -826,6 +878,7 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_stack_bars_by_length", lambda ctx, g: stack_by_size(g))
     reg.add("obj_largest_object_pattern_learned", largest_pattern_learned)
     reg.add("obj_gather_on_marker_learned", gather_learned)
+    reg.add("obj_mirror_across_anchor_learned", mirror_across_anchor_learned)
     reg.add(
         "obj_fill_holes_with_matching_objects_learned",
         lambda ctx, g: fill_holes_with_matching(
