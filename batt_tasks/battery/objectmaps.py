@@ -861,6 +861,104 @@ def mirror_across_anchor_learned(ctx: Context, grid: Grid) -> Grid:
     return mirror_across_anchor(grid, anchor)
 
 
+Cells = tuple[tuple[int, int, int], ...]
+
+TRANSFORMS: tuple[Callable[[int, int], tuple[int, int]], ...] = (
+    lambda r, c: (r, c),
+    lambda r, c: (r, -c),
+    lambda r, c: (-r, c),
+    lambda r, c: (-r, -c),
+    lambda r, c: (c, r),
+    lambda r, c: (c, -r),
+    lambda r, c: (-c, r),
+    lambda r, c: (-c, -r),
+)
+MAX_TEMPLATES = 4
+
+
+def _variants(cells: Cells) -> list[Cells]:
+    """The distinct images of ``cells`` under the 8 rotations/reflections, each shifted to start at (0, 0)."""
+    out: list[Cells] = []
+    for fn in TRANSFORMS:
+        moved = [(*fn(r, c), v) for r, c, v in cells]
+        top, left = min(r for r, _, _ in moved), min(c for _, c, _ in moved)
+        norm = tuple(sorted((r - top, c - left, v) for r, c, v in moved))
+        if norm not in out:
+            out.append(norm)
+    return out
+
+
+def stamp_on_markers(grid: Grid, params: tuple[str, bool]) -> Grid:
+    """Copies of the template objects (those with the most colours) placed, rotated or reflected, where the rest of the
+    grid shows part of them: ``keys`` mode needs every cell of the template's minor colours to land on a cell
+    of that colour; ``subset`` mode needs a whole other object to lie on the copy. ``erase``: the templates
+    go."""
+    mode, erase_templates = params
+    bg = background(grid)
+    h, w = shape(grid)
+    objs = objects(grid, False, True)
+    most = max((len(o.colours) for o in objs), default=0)
+    templates = [o for o in objs if len(o.colours) == most > 1 and o.size >= 3]
+    if not templates or len(templates) > MAX_TEMPLATES:
+        raise ValueError("no templates or too many")
+    in_template = {(r, c) for t in templates for r, c, _ in t.cells}
+    free = {(r, c): v for r, row in enumerate(grid) for c, v in enumerate(row) if v != bg and (r, c) not in in_template}
+    if not free or len(free) > MAX_MOVERS:
+        raise ValueError("no marks or too many")
+    placements: set[Cells] = set()
+    for t in templates:
+        body = t.colour
+        for var in _variants(t.cells):
+            keys = [(r, c, v) for r, c, v in var if v != body]
+            if mode == "keys":
+                if not keys:
+                    continue
+                kr, kc, kv = keys[0]
+                starts = [(r - kr, c - kc) for (r, c), v in sorted(free.items()) if v == kv]
+                for dy, dx in starts:
+                    if all(free.get((r + dy, c + dx)) == v for r, c, v in keys) and all(
+                        (r + dy, c + dx) not in free or free[(r + dy, c + dx)] == v for r, c, v in var
+                    ):
+                        placements.add(tuple((r + dy, c + dx, v) for r, c, v in var))
+            else:
+                for o in objects(grid, False, True):
+                    if o in templates or o.size < 2:
+                        continue
+                    r0, c0, v0 = o.cells[0]
+                    for r, c, v in var:
+                        if v != v0:
+                            continue
+                        dy, dx = r0 - r, c0 - c
+                        cells = {(rr + dy, cc + dx): vv for rr, cc, vv in var}
+                        if all(cells.get((rr, cc)) == vv for rr, cc, vv in o.cells):
+                            placements.add(tuple((rr + dy, cc + dx, vv) for rr, cc, vv in var))
+    if not placements:
+        raise ValueError("no placement")
+    rows = [list(row) for row in grid]
+    if erase_templates:
+        for r, c in in_template:
+            rows[r][c] = bg
+    painted: dict[tuple[int, int], int] = {}
+    for cells in sorted(placements):
+        for r, c, v in cells:
+            if not (0 <= r < h and 0 <= c < w):
+                raise ValueError("off the grid")
+            if painted.setdefault((r, c), v) != v:
+                raise ValueError("placements disagree")
+            rows[r][c] = v
+    return tuple(tuple(row) for row in rows)
+
+
+def stamp_on_markers_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`stamp_on_markers` with the mode every train pair agrees on."""
+    options = [(m, e) for m in ("keys", "subset") for e in (False, True)]
+    params = ctx.need(
+        "obj_stamp_markers",
+        lambda: learn.fit(ctx.S, options, stamp_on_markers) if learn.same_shapes(ctx.S) else None,
+    )
+    return stamp_on_markers(grid, params)
+
+
 def add_object_families(reg: Registry) -> None:
     """The object-level families of this module (ids start with ``obj_``)."""
     reg.add("obj_slide_to_anchors_learned", slide_learned)
@@ -879,6 +977,7 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_largest_object_pattern_learned", largest_pattern_learned)
     reg.add("obj_gather_on_marker_learned", gather_learned)
     reg.add("obj_mirror_across_anchor_learned", mirror_across_anchor_learned)
+    reg.add("obj_stamp_template_on_marks_learned", stamp_on_markers_learned)
     reg.add(
         "obj_fill_holes_with_matching_objects_learned",
         lambda ctx, g: fill_holes_with_matching(
