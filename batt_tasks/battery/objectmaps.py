@@ -919,7 +919,9 @@ def stamp_on_markers(grid: Grid, params: tuple[str, bool]) -> Grid:
                     if all(free.get((r + dy, c + dx)) == v for r, c, v in keys) and all(
                         (r + dy, c + dx) not in free or free[(r + dy, c + dx)] == v for r, c, v in var
                     ):
-                        placements.add(tuple((r + dy, c + dx, v) for r, c, v in var))
+                        placed = tuple((r + dy, c + dx, v) for r, c, v in var)
+                        if all(0 <= r < h and 0 <= c < w for r, c, _ in placed):
+                            placements.add(placed)
             else:
                 for o in objects(grid, False, True):
                     if o in templates or o.size < 2:
@@ -930,7 +932,9 @@ def stamp_on_markers(grid: Grid, params: tuple[str, bool]) -> Grid:
                             continue
                         dy, dx = r0 - r, c0 - c
                         cells = {(rr + dy, cc + dx): vv for rr, cc, vv in var}
-                        if all(cells.get((rr, cc)) == vv for rr, cc, vv in o.cells):
+                        if all(cells.get((rr, cc)) == vv for rr, cc, vv in o.cells) and all(
+                            0 <= rr < h and 0 <= cc < w for rr, cc in cells
+                        ):
                             placements.add(tuple((rr + dy, cc + dx, vv) for rr, cc, vv in var))
     if not placements:
         raise ValueError("no placement")

@@ -172,6 +172,83 @@ def test_keep_rarest_colour() -> None:
         om.keep_selected("rarest_colour")(g("0120"))
 
 
+# --------------------------------------------------------------------------- moves, frames, templates
+
+
+def test_align_rows_and_centre() -> None:
+    grid = g("220000 220011 000011 000000 000000")
+    # the 2-block lines up with the top row of the 1-block (reference colour 1)
+    assert om.align_to_reference(grid, (1, "row_top")) == g("000000 220011 220011 000000 000000")
+    with pytest.raises(ValueError):
+        om.align_to_reference(g("220011 220011"), (1, "row_top"))  # nothing moves
+    corners = g("3000003 0000000 2220000 0000000 0000000 0000000 3000003")
+    out = om.align_to_reference(corners, (3, "centre"))
+    assert out[3] == (0, 0, 2, 2, 2, 0, 0) and out[2] == (0,) * 7
+
+
+def test_scale_into_frame() -> None:
+    grid = g("00000000 02222000 02002000 02002000 02222000 00000000 00000010 00000000")
+    assert om.scale_into_frame(grid) == g("2222 2112 2112 2222")
+    with pytest.raises(ValueError):
+        om.scale_into_frame(g("000 010 000"))  # no frame
+
+
+def test_crop_frame_most_inside() -> None:
+    with pytest.raises(ValueError):
+        om.crop_frame_most_inside(g("2220 2020 2220"))  # nothing inside
+    grid2 = g("2222033333 2402030403 2222034043 0000033333")
+    assert om.crop_frame_most_inside(grid2) == g("44444 40404 44044 44444")
+
+
+def test_stack_by_size() -> None:
+    grid = g("0110 0000 3330 0000 2000")
+    assert om.stack_by_size(grid) == g("0000 0000 0002 0011 0333")
+    with pytest.raises(ValueError):
+        om.stack_by_size(g("110 000 220"))  # tied lengths
+
+
+def test_largest_object_pattern() -> None:
+    grid = g("110000 110030 001100 301100 000000 000000")
+    assert om.largest_object_pattern(grid, (2, 2)) == g("30 03")
+    with pytest.raises(ValueError):
+        om.largest_object_pattern(grid, (4, 4))
+
+
+def test_gather_on_marker() -> None:
+    grid = g("0000000 0150000 0000000 0000560 0000000")
+    assert om.gather_on_marker(grid, (5, 3, 3)) == g("000 156 000")
+    with pytest.raises(ValueError):
+        om.gather_on_marker(grid, (5, 2, 3))  # no centre
+
+
+def test_fill_holes_with_matching() -> None:
+    grid = g("5555 5005 5555 0000 0770")
+    assert om.fill_holes_with_matching(grid) == g("5555 5775 5555 0000 0000")
+    with pytest.raises(ValueError):
+        om.fill_holes_with_matching(g("555 505 555 000 770"))
+
+
+def test_mirror_across_anchor() -> None:
+    grid = g("00500 00000 22222 20002 00000")
+    # the 5 reflects across the bracket's base row (row 2): row 0 -> row 4
+    assert om.mirror_across_anchor(grid, 2) == g("00000 00000 22222 20002 00500")
+    with pytest.raises(ValueError):
+        om.mirror_across_anchor(grid, 7)
+
+
+def test_stamp_on_markers_keys_and_subset() -> None:
+    grid = g("0800000 3810000 0000000 0000003 0000000 0000001")
+    # template 8/381 (key cells 3 and 1): the marks 3 over 1 ask for a copy turned a quarter
+    out = om.stamp_on_markers(grid, ("keys", True))
+    assert (out[3][6], out[4][6], out[5][6], out[4][5]) == (3, 8, 1, 8) and out[0] == (0,) * 7
+    part = g("12300 44400 00000 00444 00003")
+    assert om.stamp_on_markers(part, ("subset", False))[4] == (0, 0, 1, 2, 3)
+    with pytest.raises(ValueError):  # a bare 444 fits the template four ways
+        om.stamp_on_markers(g("12300 44400 00000 00444 00000"), ("subset", False))
+    with pytest.raises(ValueError):
+        om.stamp_on_markers(g("100 000 002"), ("keys", False))
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
