@@ -963,6 +963,99 @@ def stamp_on_markers_learned(ctx: Context, grid: Grid) -> Grid:
     return stamp_on_markers(grid, params)
 
 
+def mirror_around_centre_object(grid: Grid) -> Grid:
+    """The grid made mirror-symmetric (both axes) about the centre of the one colour whose cells are
+    themselves symmetric both ways (the pivot); everything else is copied into the four quadrants."""
+    bg = background(grid)
+    h, w = shape(grid)
+    pivots = []
+    for colour in dsl.palette(grid):
+        if colour == bg:
+            continue
+        cells = {(r, c) for r, row in enumerate(grid) for c, v in enumerate(row) if v == colour}
+        top, left = min(r for r, _ in cells), min(c for _, c in cells)
+        bottom, right = max(r for r, _ in cells), max(c for _, c in cells)
+        if all((top + bottom - r, c) in cells and (r, left + right - c) in cells for r, c in cells):
+            pivots.append((top + bottom, left + right))
+    if len(pivots) != 1:
+        raise ValueError("not one pivot colour")
+    sr, sc = pivots[0]
+    rows = [list(row) for row in grid]
+    for r, row in enumerate(grid):
+        for c, v in enumerate(row):
+            if v == bg:
+                continue
+            for nr, nc in ((sr - r, c), (r, sc - c), (sr - r, sc - c)):
+                if not (0 <= nr < h and 0 <= nc < w):
+                    raise ValueError("mirror image off the grid")
+                if rows[nr][nc] not in (bg, v):
+                    raise ValueError("mirror images disagree")
+                rows[nr][nc] = v
+    out = tuple(tuple(row) for row in rows)
+    if out == grid:
+        raise ValueError("already symmetric")
+    return out
+
+
+def stretch_box_to_marker(grid: Grid) -> Grid:
+    """A framed box (one multi-coloured rectangle) stretched toward the single marker cell until it covers
+    it; the box's middle row/column repeats to fill the new space, and the marker goes."""
+    bg = background(grid)
+    objs = objects(grid, False, False)
+    boxes = [o for o in objs if o.is_rectangle() and o.size >= 4]
+    marks = [o for o in objs if o.size == 1]
+    if len(boxes) != 1 or len(marks) != 1 or len(objs) != 2:
+        raise ValueError("not one box and one marker")
+    box, (mr, mc, _) = boxes[0], marks[0].cells[0]
+    top, left, bottom, right = box.box
+    if box.height < 3 or box.width < 3:
+        raise ValueError("box too thin")
+    ntop, nleft, nbottom, nright = min(top, mr), min(left, mc), max(bottom, mr), max(right, mc)
+    rows = [list(row) for row in grid]
+    rows[mr][mc] = bg
+
+    def source(n: int, lo: int, hi: int, nlo: int, nhi: int) -> int:
+        if n == nlo:
+            return lo
+        if n == nhi:
+            return hi
+        return min(max(n, lo + 1), hi - 1)
+
+    for r in range(ntop, nbottom + 1):
+        for c in range(nleft, nright + 1):
+            rows[r][c] = grid[source(r, top, bottom, ntop, nbottom)][source(c, left, right, nleft, nright)]
+    return tuple(tuple(row) for row in rows)
+
+
+def assemble_corners(grid: Grid) -> Grid:
+    """Four same-sized pieces, each its box with one corner cell missing, put together into one box: the
+    missing corner of each piece points to the middle."""
+    bg = background(grid)
+    pieces = objects(grid, True, True)
+    if len(pieces) != 4:
+        raise ValueError("not four pieces")
+    size = {(o.height, o.width) for o in pieces}
+    if len(size) != 1:
+        raise ValueError("pieces differ in size")
+    ph, pw = size.pop()
+    out = [[bg] * (2 * pw) for _ in range(2 * ph)]
+    seen = set()
+    for o in pieces:
+        g = o.as_grid(bg)
+        empty = [(r, c) for r, c in ((0, 0), (0, pw - 1), (ph - 1, 0), (ph - 1, pw - 1)) if g[r][c] == bg]
+        if len(empty) != 1:
+            raise ValueError("not an L")
+        er, ec = empty[0]
+        quadrant = (0 if er else 1, 0 if ec else 1)  # the missing corner points inward
+        if quadrant in seen:
+            raise ValueError("two pieces for one corner")
+        seen.add(quadrant)
+        for r in range(ph):
+            for c in range(pw):
+                out[quadrant[0] * ph + r][quadrant[1] * pw + c] = g[r][c]
+    return tuple(tuple(row) for row in out)
+
+
 def add_object_families(reg: Registry) -> None:
     """The object-level families of this module (ids start with ``obj_``)."""
     reg.add("obj_slide_to_anchors_learned", slide_learned)
@@ -982,6 +1075,9 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_gather_on_marker_learned", gather_learned)
     reg.add("obj_mirror_across_anchor_learned", mirror_across_anchor_learned)
     reg.add("obj_stamp_template_on_marks_learned", stamp_on_markers_learned)
+    reg.add("obj_mirror_around_centre_object", lambda ctx, g: mirror_around_centre_object(g))
+    reg.add("obj_stretch_box_to_marker", lambda ctx, g: stretch_box_to_marker(g))
+    reg.add("obj_assemble_corner_pieces", lambda ctx, g: assemble_corners(g))
     reg.add(
         "obj_fill_holes_with_matching_objects_learned",
         lambda ctx, g: fill_holes_with_matching(
