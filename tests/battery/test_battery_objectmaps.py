@@ -249,6 +249,32 @@ def test_stamp_on_markers_keys_and_subset() -> None:
         om.stamp_on_markers(g("100 000 002"), ("keys", False))
 
 
+def test_mirror_around_centre_object() -> None:
+    grid = g("000000000 002000000 000200000 000404000 000040000 000404000 000000000 000000000 000000000")
+    out = om.mirror_around_centre_object(grid)
+    # the 4-cross is the pivot (centre (4,4)); the 2s are mirrored into the other quadrants
+    assert (out[7][2], out[1][6], out[7][6], out[6][3], out[2][5], out[6][5]) == (2,) * 6
+    assert sum(v == 2 for row in out for v in row) == 8
+    with pytest.raises(ValueError):
+        om.mirror_around_centre_object(g("000 040 000"))  # already symmetric
+
+
+def test_stretch_box_to_marker() -> None:
+    grid = g("000000 222000 212000 222000 000000 000008")
+    assert om.stretch_box_to_marker(grid) == g("000000 222222 211112 211112 211112 222222")
+    with pytest.raises(ValueError):
+        om.stretch_box_to_marker(g("000 010 000"))
+
+
+def test_assemble_corners() -> None:
+    grid = g("11000 10000 00000 02203 00203 00033")
+    # pieces: 1 (missing bottom-right) top-left, 2 (missing bottom-left) top-right, 3 (missing top-left)
+    with pytest.raises(ValueError):
+        om.assemble_corners(grid)  # three pieces only
+    four = g("110220 100020 000000 400003 440033")
+    assert om.assemble_corners(four) == g("1122 1002 4003 4433")
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
