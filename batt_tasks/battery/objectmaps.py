@@ -1056,6 +1056,64 @@ def assemble_corners(grid: Grid) -> Grid:
     return tuple(tuple(row) for row in out)
 
 
+def mirror_at_marker_side(grid: Grid, new_bg: int) -> Grid:
+    """One two-coloured object: its main colour is reflected across the side where its marker cells (the
+    minor colour) sit, the markers taking the main colour; the background becomes ``new_bg``."""
+    bg = background(grid)
+    h, w = shape(grid)
+    objs = objects(grid, False, True)
+    if len(objs) != 1 or len(objs[0].colours) != 2:
+        raise ValueError("not one two-coloured object")
+    obj = objs[0]
+    main = obj.colour
+    cells = {(r, c): v for r, c, v in obj.cells}
+    marks = [(r, c) for (r, c), v in cells.items() if v != main]
+    sides = set()
+    for r, c in marks:
+        for dr, dc in NEIGHBOURS_4:
+            if cells.get((r - dr, c - dc)) == main:
+                sides.add((dr, dc))
+    if len(sides) != 1:
+        raise ValueError("markers on no single side")
+    dr, dc = sides.pop()
+    rows = [[new_bg if v == bg else v for v in row] for row in grid]
+    if dr:
+        k = min(r for r, _ in marks) if dr > 0 else max(r for r, _ in marks) + 1
+    else:
+        k = min(c for _, c in marks) if dc > 0 else max(c for _, c in marks) + 1
+    for (r, c), v in cells.items():
+        if v != main:
+            rows[r][c] = main
+            continue
+        nr, nc = (2 * k - 1 - r, c) if dr else (r, 2 * k - 1 - c)
+        if not (0 <= nr < h and 0 <= nc < w):
+            raise ValueError("reflection off the grid")
+        rows[nr][nc] = main
+    return tuple(tuple(row) for row in rows)
+
+
+def mark_centres_on_border(grid: Grid, params: tuple[int, str]) -> Grid:
+    """A cell of ``colour`` on the grid's ``side`` edge in line with each object's middle column (or row)."""
+    colour, side = params
+    h, w = shape(grid)
+    objs = objects(grid, True, True)
+    if not objs:
+        raise ValueError("no objects")
+    rows = [list(row) for row in grid]
+    for o in objs:
+        top, left, bottom, right = o.box
+        if side in ("top", "bottom"):
+            if (left + right) % 2:
+                raise ValueError("no middle column")
+            r, c = (0 if side == "top" else h - 1), (left + right) // 2
+        else:
+            if (top + bottom) % 2:
+                raise ValueError("no middle row")
+            r, c = (top + bottom) // 2, (0 if side == "left" else w - 1)
+        rows[r][c] = colour
+    return tuple(tuple(row) for row in rows)
+
+
 def add_object_families(reg: Registry) -> None:
     """The object-level families of this module (ids start with ``obj_``)."""
     reg.add("obj_slide_to_anchors_learned", slide_learned)
@@ -1078,6 +1136,19 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_mirror_around_centre_object", lambda ctx, g: mirror_around_centre_object(g))
     reg.add("obj_stretch_box_to_marker", lambda ctx, g: stretch_box_to_marker(g))
     reg.add("obj_assemble_corner_pieces", lambda ctx, g: assemble_corners(g))
+    border_options = [(c, side) for side in ("bottom", "top", "left", "right") for c in range(10)]
+    reg.add(
+        "obj_mark_centres_on_border_learned",
+        lambda ctx, g: mark_centres_on_border(
+            g, ctx.need("obj_centre_marks", lambda: learn.fit(ctx.S, border_options, mark_centres_on_border))
+        ),
+    )
+    reg.add(
+        "obj_mirror_at_marker_side_learned",
+        lambda ctx, g: mirror_at_marker_side(
+            g, ctx.need("obj_marker_mirror_bg", lambda: learn.fit(ctx.S, range(10), mirror_at_marker_side))
+        ),
+    )
     reg.add(
         "obj_fill_holes_with_matching_objects_learned",
         lambda ctx, g: fill_holes_with_matching(
