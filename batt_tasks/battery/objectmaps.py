@@ -135,10 +135,25 @@ def slide_to_anchors(grid: Grid, params: SlideParams, statics: tuple[int, ...] =
     return tuple(tuple(row) for row in rows)
 
 
+def _fg_count(grid: Grid) -> int:
+    bg = background(grid)
+    return sum(v != bg for row in grid for v in row)
+
+
+def _same_mask(i: Grid, o: Grid) -> bool:
+    """Whether ``o`` has foreground exactly where ``i`` has (only colours change)."""
+    bg = background(i)
+    return shape(i) == shape(o) and all(
+        (a == bg) == (b == bg) for ri, ro in zip(i, o, strict=True) for a, b in zip(ri, ro, strict=True)
+    )
+
+
 def slide_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`slide_to_anchors` with the options that explain every train pair."""
     if not learn.same_shapes(ctx.S):
         raise NotLearned("shapes differ")
+    if not ctx.memo("obj_fg_not_more", lambda: all(_fg_count(o) <= _fg_count(i) and i != o for i, o in ctx.S)):
+        raise NotLearned("more foreground in an output")
     statics = ctx.memo("obj_static_colours", lambda: static_colours(ctx.S)) or ()
     options = [p for p in SLIDE_OPTIONS if p[0] != "static" or statics]
     params = ctx.need("obj_slide", lambda: learn.fit(ctx.S, options, lambda i, p: slide_to_anchors(i, p, statics)))
@@ -224,7 +239,7 @@ def stamp_bbox_template(grid: Grid, erase_template: bool) -> Grid:
 
 KEEP = -1  #: table value: the cell keeps its input colour
 ROLE_KINDS: dict[str, tuple[bool, bool]] = {"c8": (True, True), "c4": (True, False), "multi_c8": (False, True)}
-MAX_ROLE_OBJECTS = 60
+MAX_ROLE_OBJECTS = 40
 
 ObjProp = Callable[[Obj, tuple[Obj, ...]], object]
 
@@ -284,7 +299,14 @@ def _role_keys(grid: Grid, kind: str, prop: str) -> dict[tuple[int, int], tuple[
     objs, roles = cell_roles(grid, kind)
     fn = OBJ_PROPS[prop]
     values = [fn(o, objs) for o in objs]
-    return {cell: tuple(sorted({(role, values[n]) for role, n in claims}, key=repr)) for cell, claims in roles.items()}
+    out: dict[tuple[int, int], tuple[RoleKey, ...]] = {}
+    for cell, claims in roles.items():
+        if len(claims) == 1:
+            role, n = claims[0]
+            out[cell] = ((role, values[n]),)
+        else:
+            out[cell] = tuple(sorted({(role, values[n]) for role, n in claims}, key=repr))
+    return out
 
 
 def learn_role_table(S: tuple[learn.Pair, ...], kind: str, prop: str) -> dict[RoleKey, int] | None:
@@ -344,6 +366,27 @@ def apply_role_table(grid: Grid, kind: str, prop: str, table: dict[RoleKey, int]
     return tuple(tuple(row) for row in rows)
 
 
+@lru_cache(maxsize=32)
+def _changes_near_objects(S: tuple[learn.Pair, ...]) -> bool:
+    """Whether every changed cell of every pair is a foreground cell, next to one (8-wise) or enclosed: the
+    cheap test every role table must pass."""
+    for i, o in S:
+        bg = background(i)
+        h, w = shape(i)
+        enclosed: set[tuple[int, int]] | None = None
+        for r, (ri, ro) in enumerate(zip(i, o, strict=True)):
+            for c, (a, b) in enumerate(zip(ri, ro, strict=True)):
+                if a == b or a != bg:
+                    continue
+                if any(0 <= r + dr < h and 0 <= c + dc < w and i[r + dr][c + dc] != bg for dr, dc in NEIGHBOURS_8):
+                    continue
+                if enclosed is None:
+                    enclosed = set(dsl.enclosed_cells(i, bg))
+                if (r, c) not in enclosed:
+                    return False
+    return True
+
+
 def role_table_learned(kind: str) -> CandidateFn:
     """The first object property (in :data:`OBJ_PROPS` order) whose role table fits every train pair; the
     table itself is learned leave-one-out."""
@@ -351,7 +394,9 @@ def role_table_learned(kind: str) -> CandidateFn:
     def choose(S: tuple[learn.Pair, ...]) -> str | None:
         if not S or not learn.same_shapes(S):
             return None
-        for i, o in S:  # cheap test first: every changed cell has a role
+        if not _changes_near_objects(S):
+            return None
+        for i, o in S:  # every changed cell has a role
             roles = cell_roles(i, kind)[1]
             if any(
                 a != b and (r, c) not in roles
@@ -420,10 +465,16 @@ def recolour_like_reference(grid: Grid, params: tuple[int, str, str]) -> Grid:
 
 def recolour_like_reference_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`recolour_like_reference` with the frame colour and mode every train pair agrees on."""
-    options = [(f, m, i) for i in ("enclosed", "box") for f in range(10) for m in ("ref", "frame")]
-    params = ctx.need(
-        "obj_like_ref", lambda: learn.fit(ctx.S, options, recolour_like_reference) if learn.same_shapes(ctx.S) else None
-    )
+
+    def options() -> list[tuple[int, str, str]]:
+        if not all(_same_mask(i, o) for i, o in ctx.S):
+            return []
+        common = set(range(10))
+        for i, _ in ctx.S:
+            common &= set(dsl.palette(i))
+        return [(f, m, i) for i in ("enclosed", "box") for f in sorted(common) for m in ("ref", "frame")]
+
+    params = ctx.need("obj_like_ref", lambda: learn.fit(ctx.S, options(), recolour_like_reference))
     return recolour_like_reference(grid, params)
 
 
@@ -602,6 +653,14 @@ def align_to_reference(grid: Grid, params: tuple[int, str]) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def _moves_only(ctx: Context) -> bool:
+    """Whether every train output has its input's shape and the same number of cells of each colour."""
+    return ctx.memo(
+        "obj_moves_only",
+        lambda: learn.same_shapes(ctx.S) and all(dsl.colour_counts(i) == dsl.colour_counts(o) for i, o in ctx.S),
+    )
+
+
 def align_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`align_to_reference` with the reference colour and mode every train pair agrees on."""
 
@@ -613,6 +672,8 @@ def align_learned(ctx: Context, grid: Grid) -> Grid:
             common &= set(dsl.palette(i))
         return [(c, m) for c in sorted(common) for m in ALIGN_MODES]
 
+    if not _moves_only(ctx):
+        raise NotLearned("colour counts change")
     params = ctx.need("obj_align", lambda: learn.fit(ctx.S, options(), align_to_reference))
     return align_to_reference(grid, params)
 
@@ -856,7 +917,7 @@ def mirror_across_anchor_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`mirror_across_anchor` with the anchor colour every train pair agrees on."""
     anchor = ctx.need(
         "obj_mirror_anchor",
-        lambda: learn.fit(ctx.S, range(1, 10), mirror_across_anchor) if learn.same_shapes(ctx.S) else None,
+        lambda: learn.fit(ctx.S, range(1, 10), mirror_across_anchor) if _moves_only(ctx) else None,
     )
     return mirror_across_anchor(grid, anchor)
 
@@ -1152,7 +1213,11 @@ def add_object_families(reg: Registry) -> None:
     reg.add(
         "obj_fill_holes_with_matching_objects_learned",
         lambda ctx, g: fill_holes_with_matching(
-            g, ctx.need("obj_holes_exclude", lambda: learn.fit(ctx.S, (False, True), fill_holes_with_matching))
+            g,
+            ctx.need(
+                "obj_holes_lone",
+                lambda: learn.fit(ctx.S, (False, True), fill_holes_with_matching) if _moves_only(ctx) else None,
+            ),
         ),
     )
     for sel in ("rarest_colour", "largest", "smallest"):
