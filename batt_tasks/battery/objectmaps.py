@@ -1175,6 +1175,59 @@ def mark_centres_on_border(grid: Grid, params: tuple[int, str]) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def two_piece_jigsaw(grid: Grid) -> Grid:
+    """The rectangle two objects fill exactly when one is shifted against the other (one way only)."""
+    pieces = objects(grid, True, True)
+    if len(pieces) != 2:
+        raise ValueError("not two pieces")
+    a, b = pieces
+    if a.size + b.size > 100:
+        raise ValueError("pieces too large")
+    acells = {(r - a.box[0], c - a.box[1]): v for r, c, v in a.cells}
+    bcells = [(r - b.box[0], c - b.box[1], v) for r, c, v in b.cells]
+    found = []
+    for dy in range(-b.height, a.height + 1):
+        for dx in range(-b.width, a.width + 1):
+            cells = dict(acells)
+            if any((r + dy, c + dx) in cells for r, c, _ in bcells):
+                continue
+            cells.update({(r + dy, c + dx): v for r, c, v in bcells})
+            top, left = min(r for r, _ in cells), min(c for _, c in cells)
+            bottom, right = max(r for r, _ in cells), max(c for _, c in cells)
+            if (bottom - top + 1) * (right - left + 1) == len(cells):
+                found.append(
+                    tuple(tuple(cells[(r, c)] for c in range(left, right + 1)) for r in range(top, bottom + 1))
+                )
+    if len(set(found)) != 1:
+        raise ValueError("no single fit")
+    return found[0]
+
+
+def pixels_into_block(grid: Grid) -> Grid:
+    """Single cells move into the cells of the one 2×2 block, each into the block cell on its side (one per
+    quadrant); the block's own colour goes."""
+    bg = background(grid)
+    objs = objects(grid, True, True)
+    blocks = [o for o in objs if o.size == 4 and o.height == 2 and o.width == 2]
+    pixels = [o for o in objs if o.size == 1]
+    if len(blocks) != 1 or len(pixels) != 4 or len(objs) != 5:
+        raise ValueError("not one block and four cells")
+    top, left, _, _ = blocks[0].box
+    rows = [list(row) for row in grid]
+    filled = set()
+    for o in pixels:
+        r, c, v = o.cells[0]
+        if r in (top, top + 1) or c in (left, left + 1):
+            raise ValueError("cell not in a corner quadrant")
+        cell = (top if r < top else top + 1, left if c < left else left + 1)
+        if cell in filled:
+            raise ValueError("two cells for one corner")
+        filled.add(cell)
+        rows[r][c] = bg
+        rows[cell[0]][cell[1]] = v
+    return tuple(tuple(row) for row in rows)
+
+
 def add_object_families(reg: Registry) -> None:
     """The object-level families of this module (ids start with ``obj_``)."""
     reg.add("obj_slide_to_anchors_learned", slide_learned)
@@ -1197,6 +1250,8 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_mirror_around_centre_object", lambda ctx, g: mirror_around_centre_object(g))
     reg.add("obj_stretch_box_to_marker", lambda ctx, g: stretch_box_to_marker(g))
     reg.add("obj_assemble_corner_pieces", lambda ctx, g: assemble_corners(g))
+    reg.add("obj_two_piece_jigsaw", lambda ctx, g: two_piece_jigsaw(g))
+    reg.add("obj_pixels_into_block_corners", lambda ctx, g: pixels_into_block(g))
     border_options = [(c, side) for side in ("bottom", "top", "left", "right") for c in range(10)]
     reg.add(
         "obj_mark_centres_on_border_learned",
