@@ -1228,6 +1228,44 @@ def pixels_into_block(grid: Grid) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def slide_to_wall_with_bar(grid: Grid, colour: int) -> Grid:
+    """One object slides (rigidly) to touch the one full-length line of the grid; a full line of ``colour``
+    is drawn along the object's far side."""
+    bg = background(grid)
+    h, w = shape(grid)
+    objs = objects(grid, False, True)
+    walls = [o for o in objs if (o.height == h and o.width == 1) or (o.width == w and o.height == 1)]
+    movers = [o for o in objs if o not in walls]
+    if len(walls) != 1 or len(movers) != 1:
+        raise ValueError("not one wall and one object")
+    wall, obj = walls[0], movers[0]
+    top, left, bottom, right = obj.box
+    if wall.width == 1:
+        k = wall.box[1]
+        shift = (k - 1 - right) if k > right else (k + 1 - left)
+        dy, dx = 0, shift
+        bar = ("col", left + shift - 1 if k > right else right + shift + 1)
+    else:
+        k = wall.box[0]
+        shift = (k - 1 - bottom) if k > bottom else (k + 1 - top)
+        dy, dx = shift, 0
+        bar = ("row", top + shift - 1 if k > bottom else bottom + shift + 1)
+    axis, line = bar
+    if not 0 <= line < (w if axis == "col" else h):
+        raise ValueError("no room for the bar")
+    rows = [list(row) for row in grid]
+    for r, c, _ in obj.cells:
+        rows[r][c] = bg
+    for r, c, v in obj.cells:
+        rows[r + dy][c + dx] = v
+    for n in range(h if axis == "col" else w):
+        if axis == "col":
+            rows[n][line] = colour
+        else:
+            rows[line][n] = colour
+    return tuple(tuple(row) for row in rows)
+
+
 def add_object_families(reg: Registry) -> None:
     """The object-level families of this module (ids start with ``obj_``)."""
     reg.add("obj_slide_to_anchors_learned", slide_learned)
@@ -1252,6 +1290,12 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_assemble_corner_pieces", lambda ctx, g: assemble_corners(g))
     reg.add("obj_two_piece_jigsaw", lambda ctx, g: two_piece_jigsaw(g))
     reg.add("obj_pixels_into_block_corners", lambda ctx, g: pixels_into_block(g))
+    reg.add(
+        "obj_slide_to_wall_with_bar_learned",
+        lambda ctx, g: slide_to_wall_with_bar(
+            g, ctx.need("obj_wall_bar", lambda: learn.fit(ctx.S, range(10), slide_to_wall_with_bar))
+        ),
+    )
     border_options = [(c, side) for side in ("bottom", "top", "left", "right") for c in range(10)]
     reg.add(
         "obj_mark_centres_on_border_learned",
