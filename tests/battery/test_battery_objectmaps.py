@@ -275,6 +275,43 @@ def test_assemble_corners() -> None:
     assert om.assemble_corners(four) == g("1122 1002 4003 4433")
 
 
+def test_mirror_at_marker_side() -> None:
+    grid = g("000000 044200 000000")
+    # the 2 marks the right side: the 4s are mirrored there, the background becomes 3
+    assert om.mirror_at_marker_side(grid, 3) == g("333333 344443 333333")
+    with pytest.raises(ValueError):
+        om.mirror_at_marker_side(g("000 040 000"), 3)
+
+
+def test_mark_centres_on_border() -> None:
+    grid = g("0000000 0111000 0101000 0000000")
+    assert om.mark_centres_on_border(grid, (4, "bottom")) == g("0000000 0111000 0101000 0040000")
+    with pytest.raises(ValueError):
+        om.mark_centres_on_border(g("0110 0000"), (4, "bottom"))  # even width: no middle column
+
+
+def test_two_piece_jigsaw() -> None:
+    assert om.two_piece_jigsaw(g("0000 0330 0300 0000 0007")) == g("33 37")
+    with pytest.raises(ValueError):  # fits two ways: 33/37/77 and 337/377
+        om.two_piece_jigsaw(g("0000000 0330000 0300000 0000007 0000077"))
+    with pytest.raises(ValueError):
+        om.two_piece_jigsaw(g("100 000 002 000 003"))
+
+
+def test_pixels_into_block() -> None:
+    grid = g("100002 000000 003300 003300 000000 400005")
+    assert om.pixels_into_block(grid) == g("000000 000000 001200 004500 000000 000000")
+    with pytest.raises(ValueError):
+        om.pixels_into_block(g("100 000 000"))
+
+
+def test_slide_to_wall_with_bar() -> None:
+    grid = g("0000020 0300020 0330020 0000020")
+    assert om.slide_to_wall_with_bar(grid, 8) == g("0080020 0083020 0083320 0080020")
+    with pytest.raises(ValueError):
+        om.slide_to_wall_with_bar(g("030 000"), 8)
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
