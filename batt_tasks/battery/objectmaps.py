@@ -1266,6 +1266,40 @@ def slide_to_wall_with_bar(grid: Grid, colour: int) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+def shift_by_marker_count(grid: Grid, params: tuple[int, int, int]) -> Grid:
+    """The cells of colour ``marker`` go; everything else shifts by (``sy``, ``sx``) × their number, the
+    edges stretching (lines that reach an edge keep reaching it)."""
+    marker, sy, sx = params
+    bg = background(grid)
+    h, w = shape(grid)
+    n = sum(v == marker for row in grid for v in row)
+    if not n or marker == bg:
+        raise ValueError("no markers")
+    dy, dx = sy * n, sx * n
+    if abs(dy) >= h or abs(dx) >= w:
+        raise ValueError("shift too far")
+    clean = [[bg if v == marker else v for v in row] for row in grid]
+    return tuple(
+        tuple(clean[min(max(r - dy, 0), h - 1)][min(max(c - dx, 0), w - 1)] for c in range(w)) for r in range(h)
+    )
+
+
+def shift_by_marker_count_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`shift_by_marker_count` with the marker colour (in every input, in no output) and direction every
+    train pair agrees on."""
+
+    def options() -> list[tuple[int, int, int]]:
+        if not learn.same_shapes(ctx.S):
+            return []
+        markers = set(range(1, 10))
+        for i, o in ctx.S:
+            markers &= set(dsl.palette(i)) - set(dsl.palette(o))
+        return [(m, sy, sx) for m in sorted(markers) for sy in (-1, 0, 1) for sx in (-1, 0, 1) if sy or sx]
+
+    params = ctx.need("obj_marker_shift", lambda: learn.fit(ctx.S, options(), shift_by_marker_count))
+    return shift_by_marker_count(grid, params)
+
+
 def add_object_families(reg: Registry) -> None:
     """The object-level families of this module (ids start with ``obj_``)."""
     reg.add("obj_slide_to_anchors_learned", slide_learned)
@@ -1296,6 +1330,7 @@ def add_object_families(reg: Registry) -> None:
             g, ctx.need("obj_wall_bar", lambda: learn.fit(ctx.S, range(10), slide_to_wall_with_bar))
         ),
     )
+    reg.add("obj_shift_by_marker_count_learned", shift_by_marker_count_learned)
     border_options = [(c, side) for side in ("bottom", "top", "left", "right") for c in range(10)]
     reg.add(
         "obj_mark_centres_on_border_learned",

@@ -312,6 +312,14 @@ def test_slide_to_wall_with_bar() -> None:
         om.slide_to_wall_with_bar(g("030 000"), 8)
 
 
+def test_shift_by_marker_count() -> None:
+    grid = g("00105 00100 11111 00100")
+    # one marker (5): the cross moves one down and one left, its lines still reaching the edges
+    assert om.shift_by_marker_count(grid, (5, 1, -1)) == g("01000 01000 01000 11111")
+    with pytest.raises(ValueError):
+        om.shift_by_marker_count(grid, (7, 1, -1))
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
