@@ -1284,6 +1284,50 @@ def shift_by_marker_count(grid: Grid, params: tuple[int, int, int]) -> Grid:
     )
 
 
+def bars_below_by_colours(grid: Grid, colour: int) -> Grid:
+    """Under each multi-coloured object, a bar of ``colour`` as wide as the object and as tall as its number
+    of colours."""
+    bg = background(grid)
+    h, _ = shape(grid)
+    objs = [o for o in objects(grid, False, True) if len(o.colours) > 1]
+    if not objs:
+        raise ValueError("no multi-coloured objects")
+    rows = [list(row) for row in grid]
+    for o in objs:
+        top, left, bottom, right = o.box
+        for r in range(bottom + 1, min(h, bottom + 1 + len(o.colours))):
+            for c in range(left, right + 1):
+                if rows[r][c] == bg:
+                    rows[r][c] = colour
+    return tuple(tuple(row) for row in rows)
+
+
+def move_along_dots(grid: Grid, step: int) -> Grid:
+    """The one object larger than a cell moves ``step`` cells along the row or column of single-cell dots,
+    which stay where they are."""
+    bg = background(grid)
+    h, w = shape(grid)
+    objs = objects(grid, True, True)
+    movers = [o for o in objs if o.size > 1]
+    dots = [o for o in objs if o.size == 1]
+    if len(movers) != 1 or len(dots) < 2:
+        raise ValueError("not one object on dots")
+    if len({o.cells[0][0] for o in dots}) == 1:
+        dy, dx = 0, step
+    elif len({o.cells[0][1] for o in dots}) == 1:
+        dy, dx = step, 0
+    else:
+        raise ValueError("dots not on one line")
+    out = [list(row) for row in grid]
+    for r, c, _ in movers[0].cells:
+        out[r][c] = bg
+    for r, c, v in movers[0].cells:
+        if not (0 <= r + dy < h and 0 <= c + dx < w):
+            raise ValueError("off the grid")
+        out[r + dy][c + dx] = v
+    return tuple(tuple(row) for row in out)
+
+
 def shift_by_marker_count_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`shift_by_marker_count` with the marker colour (in every input, in no output) and direction every
     train pair agrees on."""
@@ -1331,6 +1375,18 @@ def add_object_families(reg: Registry) -> None:
         ),
     )
     reg.add("obj_shift_by_marker_count_learned", shift_by_marker_count_learned)
+    reg.add(
+        "obj_bars_below_by_colour_count_learned",
+        lambda ctx, g: bars_below_by_colours(
+            g, ctx.need("obj_bars_below", lambda: learn.fit(ctx.S, range(10), bars_below_by_colours))
+        ),
+    )
+    reg.add(
+        "obj_move_along_dots_learned",
+        lambda ctx, g: move_along_dots(
+            g, ctx.need("obj_dots_step", lambda: learn.fit(ctx.S, (1, 2, 3, -1, -2, -3), move_along_dots))
+        ),
+    )
     border_options = [(c, side) for side in ("bottom", "top", "left", "right") for c in range(10)]
     reg.add(
         "obj_mark_centres_on_border_learned",

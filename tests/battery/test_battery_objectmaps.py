@@ -320,6 +320,21 @@ def test_shift_by_marker_count() -> None:
         om.shift_by_marker_count(grid, (7, 1, -1))
 
 
+def test_bars_below_by_colours() -> None:
+    grid = g("0000 0120 0340 0000 0000 0000 0000")
+    # four colours: a bar four tall below the object
+    assert om.bars_below_by_colours(grid, 3) == g("0000 0120 0340 0330 0330 0330 0330")
+    with pytest.raises(ValueError):
+        om.bars_below_by_colours(g("0110 0000"), 3)
+
+
+def test_move_along_dots() -> None:
+    grid = g("2220000 2323030 2220000")
+    assert om.move_along_dots(grid, 2) == g("0022200 0323230 0022200")
+    with pytest.raises(ValueError):
+        om.move_along_dots(g("2220 2320 2220"), 2)  # one dot only
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
