@@ -1328,6 +1328,37 @@ def move_along_dots(grid: Grid, step: int) -> Grid:
     return tuple(tuple(row) for row in out)
 
 
+def overlay_colours_centred(grid: Grid) -> Grid:
+    """Each foreground colour's cells, cut to their box, laid over each other centred on one canvas (as big
+    as the largest box)."""
+    bg = background(grid)
+    by_colour: dict[int, list[tuple[int, int]]] = {}
+    for r, row in enumerate(grid):
+        for c, v in enumerate(row):
+            if v != bg:
+                by_colour.setdefault(v, []).append((r, c))
+    if len(by_colour) < 2:
+        raise ValueError("fewer than two colours")
+    boxes = {
+        v: (min(r for r, _ in cs), min(c for _, c in cs), max(r for r, _ in cs), max(c for _, c in cs))
+        for v, cs in by_colour.items()
+    }
+    ch = max(b[2] - b[0] + 1 for b in boxes.values())
+    cw = max(b[3] - b[1] + 1 for b in boxes.values())
+    out = [[bg] * cw for _ in range(ch)]
+    for v in sorted(by_colour):
+        top, left, bottom, right = boxes[v]
+        oy2, ox2 = ch - 1 - (bottom - top), cw - 1 - (right - left)
+        if oy2 % 2 or ox2 % 2:
+            raise ValueError("no whole-cell centre")
+        for r, c in by_colour[v]:
+            rr, cc = r - top + oy2 // 2, c - left + ox2 // 2
+            if out[rr][cc] != bg:
+                raise ValueError("colours overlap")
+            out[rr][cc] = v
+    return dsl.check(tuple(tuple(row) for row in out))
+
+
 def shift_by_marker_count_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`shift_by_marker_count` with the marker colour (in every input, in no output) and direction every
     train pair agrees on."""
@@ -1375,6 +1406,7 @@ def add_object_families(reg: Registry) -> None:
         ),
     )
     reg.add("obj_shift_by_marker_count_learned", shift_by_marker_count_learned)
+    reg.add("obj_overlay_colours_centred", lambda ctx, g: overlay_colours_centred(g))
     reg.add(
         "obj_bars_below_by_colour_count_learned",
         lambda ctx, g: bars_below_by_colours(

@@ -335,6 +335,16 @@ def test_move_along_dots() -> None:
         om.move_along_dots(g("2220 2320 2220"), 2)  # one dot only
 
 
+def test_overlay_colours_centred() -> None:
+    grid = g("1010000 0000000 1010200 0000020 0000200")
+    # the 1-corners have a 3×3 box, the 2s a 3×2 one: no whole-cell centring
+    with pytest.raises(ValueError):
+        om.overlay_colours_centred(grid)
+    assert om.overlay_colours_centred(g("10100 00000 10100 00020")) == g("101 020 101")
+    with pytest.raises(ValueError):
+        om.overlay_colours_centred(g("111 111"))  # one colour
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
