@@ -1359,6 +1359,48 @@ def overlay_colours_centred(grid: Grid) -> Grid:
     return dsl.check(tuple(tuple(row) for row in out))
 
 
+def invert_and_grow_boxes(grid: Grid) -> Grid:
+    """Each square box with a one-colour rim around a one-colour core: rim and core swap colours, and the
+    old rim colour grows out of each side (as long as the side) as far as the core is wide."""
+    bg = background(grid)
+    h, w = shape(grid)
+    objs = objects(grid, False, False)
+    if not objs:
+        raise ValueError("no objects")
+    rows = [list(row) for row in grid]
+    for o in objs:
+        top, left, bottom, right = o.box
+        side = o.height
+        if o.width != side or side < 3 or not o.is_rectangle():
+            raise ValueError("not a filled square")
+        rim = {
+            grid[r][c]
+            for r in range(top, bottom + 1)
+            for c in range(left, right + 1)
+            if r in (top, bottom) or c in (left, right)
+        }
+        core = {grid[r][c] for r in range(top + 1, bottom) for c in range(left + 1, right)}
+        if len(rim) != 1 or len(core) != 1 or rim == core:
+            raise ValueError("not a rim around a core")
+        a, b = rim.pop(), core.pop()
+        k = side - 2
+        for r in range(top, bottom + 1):
+            for c in range(left, right + 1):
+                rows[r][c] = a if grid[r][c] == b else b
+        for n in range(1, k + 1):
+            for m in range(top, bottom + 1):
+                for r, c in ((m, left - n), (m, right + n)):
+                    if not (0 <= r < h and 0 <= c < w) or grid[r][c] != bg:
+                        raise ValueError("no room to grow")
+                    rows[r][c] = a
+            for m in range(left, right + 1):
+                for r, c in ((top - n, m), (bottom + n, m)):
+                    if not (0 <= r < h and 0 <= c < w) or grid[r][c] != bg:
+                        raise ValueError("no room to grow")
+                    rows[r][c] = a
+    return tuple(tuple(row) for row in rows)
+
+
 def shift_by_marker_count_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`shift_by_marker_count` with the marker colour (in every input, in no output) and direction every
     train pair agrees on."""
@@ -1407,6 +1449,7 @@ def add_object_families(reg: Registry) -> None:
     )
     reg.add("obj_shift_by_marker_count_learned", shift_by_marker_count_learned)
     reg.add("obj_overlay_colours_centred", lambda ctx, g: overlay_colours_centred(g))
+    reg.add("obj_invert_and_grow_boxes", lambda ctx, g: invert_and_grow_boxes(g))
     reg.add(
         "obj_bars_below_by_colour_count_learned",
         lambda ctx, g: bars_below_by_colours(

@@ -345,6 +345,13 @@ def test_overlay_colours_centred() -> None:
         om.overlay_colours_centred(g("111 111"))  # one colour
 
 
+def test_invert_and_grow_boxes() -> None:
+    grid = g("00000 00000 04440 04640 04440 00000 00000")
+    assert om.invert_and_grow_boxes(grid) == g("00000 04440 46664 46464 46664 04440 00000")
+    with pytest.raises(ValueError):
+        om.invert_and_grow_boxes(g("444 464 444"))  # no room to grow
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
