@@ -781,8 +781,8 @@ def largest_object_pattern(grid: Grid, out_shape: tuple[int, int]) -> Grid:
     obj = SELECTORS["largest"](objects(grid, True, True))
     solo = obj.as_grid(bg)
     (h, w), (oh, ow) = shape(solo), out_shape
-    if h % oh or w % ow or (h == oh and w == ow):
-        raise ValueError("does not divide")
+    if oh < 2 or ow < 2 or h % oh or w % ow or (h == oh and w == ow):
+        raise ValueError("no pattern or does not divide")
     others = {v for row in grid for v in row if v not in (bg, obj.colour)}
     if len(others) != 1:
         raise ValueError("not one other colour")
