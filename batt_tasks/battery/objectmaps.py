@@ -952,8 +952,8 @@ def _variants(cells: Cells) -> list[Cells]:
 def stamp_on_markers(grid: Grid, params: tuple[str, bool]) -> Grid:
     """Copies of the template objects (those with the most colours) placed, rotated or reflected, where the rest of the
     grid shows part of them: ``keys`` mode needs every cell of the template's minor colours to land on a cell
-    of that colour; ``subset`` mode needs a whole other object to lie on the copy. ``erase``: the templates
-    go."""
+    of that colour (``keys_scaled``: also with the copy scaled up 2 or 3 times); ``subset`` mode needs a whole
+    other object to lie on the copy. ``erase``: the templates go."""
     mode, erase_templates = params
     bg = background(grid)
     h, w = shape(grid)
@@ -967,22 +967,37 @@ def stamp_on_markers(grid: Grid, params: tuple[str, bool]) -> Grid:
     if not free or len(free) > MAX_MOVERS:
         raise ValueError("no marks or too many")
     placements: set[Cells] = set()
+    by_marks: dict[frozenset[tuple[int, int]], Cells] = {}  # the first copy (identity first) per set of marks
     for t in templates:
         body = t.colour
+        key_colours = set(t.colours) - {body}
         for var in _variants(t.cells):
-            keys = [(r, c, v) for r, c, v in var if v != body]
-            if mode == "keys":
-                if not keys:
-                    continue
-                kr, kc, kv = keys[0]
-                starts = [(r - kr, c - kc) for (r, c), v in sorted(free.items()) if v == kv]
-                for dy, dx in starts:
-                    if all(free.get((r + dy, c + dx)) == v for r, c, v in keys) and all(
-                        (r + dy, c + dx) not in free or free[(r + dy, c + dx)] == v for r, c, v in var
-                    ):
-                        placed = tuple((r + dy, c + dx, v) for r, c, v in var)
-                        if all(0 <= r < h and 0 <= c < w for r, c, _ in placed):
-                            placements.add(placed)
+            if mode != "subset":
+                for k in (1, 2, 3) if mode == "keys_scaled" else (1,):
+                    big = [(r * k + i, c * k + j, v) for r, c, v in var for i in range(k) for j in range(k)]
+                    keys = [(r, c, v) for r, c, v in big if v != body]
+                    if not keys:
+                        continue
+                    kr, kc, kv = keys[0]
+                    starts = [(r - kr, c - kc) for (r, c), v in sorted(free.items()) if v == kv]
+                    for dy, dx in starts:
+                        hit = frozenset((r + dy, c + dx) for r, c, _ in keys)
+                        if hit in by_marks or not all(free.get((r + dy, c + dx)) == v for r, c, v in keys):
+                            continue
+                        if not all((r + dy, c + dx) not in free or free[(r + dy, c + dx)] == v for r, c, v in big):
+                            continue
+                        # the marks must be whole: no mark of a key colour right next to them is left out
+                        if any(
+                            (r + a, c + b) in free and (r + a, c + b) not in hit and free[(r + a, c + b)] in key_colours
+                            for r, c in hit
+                            for a, b in NEIGHBOURS_8
+                        ):
+                            continue
+                        placed = tuple((r + dy, c + dx, v) for r, c, v in big)
+                        if mode == "keys_scaled":  # a scaled copy may run off the grid
+                            by_marks[hit] = tuple(x for x in placed if 0 <= x[0] < h and 0 <= x[1] < w)
+                        elif all(0 <= r < h and 0 <= c < w for r, c, _ in placed):
+                            by_marks[hit] = placed
             else:
                 for o in objects(grid, False, True):
                     if o in templates or o.size < 2:
@@ -997,6 +1012,7 @@ def stamp_on_markers(grid: Grid, params: tuple[str, bool]) -> Grid:
                             0 <= rr < h and 0 <= cc < w for rr, cc in cells
                         ):
                             placements.add(tuple((rr + dy, cc + dx, vv) for rr, cc, vv in var))
+    placements.update(by_marks.values())
     if not placements:
         raise ValueError("no placement")
     rows = [list(row) for row in grid]
@@ -1016,7 +1032,7 @@ def stamp_on_markers(grid: Grid, params: tuple[str, bool]) -> Grid:
 
 def stamp_on_markers_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`stamp_on_markers` with the mode every train pair agrees on."""
-    options = [(m, e) for m in ("keys", "subset") for e in (False, True)]
+    options = [(m, e) for m in ("keys", "subset", "keys_scaled") for e in (False, True)]
     params = ctx.need(
         "obj_stamp_markers",
         lambda: learn.fit(ctx.S, options, stamp_on_markers) if learn.same_shapes(ctx.S) else None,

@@ -352,6 +352,16 @@ def test_invert_and_grow_boxes() -> None:
         om.invert_and_grow_boxes(g("444 464 444"))  # no room to grow
 
 
+def test_stamp_on_markers_scaled_and_whole_marks() -> None:
+    grid = g("2110000 0100000 0000000 0000220 0000220 0000000 0000000")
+    out = om.stamp_on_markers(grid, ("keys_scaled", False))
+    # the 2×2 mark takes the template scaled twice, running off the grid on the right
+    assert out[3] == (0, 0, 0, 0, 2, 2, 1) and out[5] == (0, 0, 0, 0, 0, 0, 1)
+    # at scale 1 the single 2 of the template could sit on one cell of the mark, but marks must be whole
+    with pytest.raises(ValueError):
+        om.stamp_on_markers(grid, ("keys", False))
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
