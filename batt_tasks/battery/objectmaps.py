@@ -1,9 +1,22 @@
-"""Object-level families: objects (or single cells) moving to anchors, templates copied onto same-shaped
-objects, and a few object extractions.
+"""Object-level families (candidate ids ``obj_…``): objects and cells that move, objects painted by their
+role and properties, templates copied onto marks, and extractions of objects.
+
+- moving: cells sliding to anchors (``obj_slide_to_anchors_learned``), objects aligned with a reference,
+  mirrored across an anchor line / at their marker side / around a symmetric pivot, moved into the holes of
+  their shape, slid to a wall with a bar behind, moved along a line of dots, shifted by a marker count;
+- painting: role tables (an object's edge, inside, holes and halo, by an object property, learned
+  leave-one-out), background-region tables, objects shaped like a framed reference, bars under objects,
+  marks under object centres, rim/core boxes inverted and grown;
+- templates: a multi-coloured template onto one-coloured objects of its shape or box, and onto marks that
+  show part of it (rotated, reflected, scaled);
+- extraction: swap∘crop, largest objects' colours as columns, scale into a frame, the fullest frame, bars
+  stacked by length, the largest object's block pattern, objects gathered on their marker cell, two-piece
+  jigsaw, corner pieces assembled, per-colour boxes overlaid.
 
 Every family follows the battery's style: small primitives of a grid and a parameter tuple, the parameter
-fitted on every train pair (:func:`learn.fit`) and memoised in the sample's :class:`Context`. Searches are
-bounded: at most :data:`MAX_MOVERS` moving cells, :data:`objects.MAX_OBJECTS` objects.
+fitted on every train pair (:func:`learn.fit`) and memoised in the sample's :class:`Context`; tables are
+learned leave-one-out. Searches are bounded: at most :data:`MAX_MOVERS` moving cells,
+:data:`MAX_ROLE_OBJECTS` objects per role table, :data:`MAX_TEMPLATES` templates.
 """
 
 from __future__ import annotations
