@@ -264,7 +264,22 @@ OBJ_PROPS: dict[str, ObjProp] = {
     "is_largest": lambda o, objs: o.size == max(x.size for x in objs),
     "is_rectangle": lambda o, objs: o.is_rectangle(),
     "shape": lambda o, objs: o.shape_key,
+    "bends": lambda o, objs: _bends(o),
 }
+
+
+def _bends(obj: Obj) -> tuple[int, int]:
+    """The line-drawing shape of an object: its ends (cells with one 4-neighbour in it) and turns (two
+    4-neighbours, not in line), both clipped at 5."""
+    own = {(r, c) for r, c, _ in obj.cells}
+    ends = turns = 0
+    for r, c in own:
+        near = [(dr, dc) for dr, dc in NEIGHBOURS_4 if (r + dr, c + dc) in own]
+        if len(near) == 1:
+            ends += 1
+        elif len(near) == 2 and near[0][0] != -near[1][0] and near[0][1] != -near[1][1]:
+            turns += 1
+    return min(ends, 5), min(turns, 5)
 
 
 def _holes(obj: Obj) -> list[tuple[int, int]]:
@@ -400,6 +415,13 @@ def _changes_near_objects(S: tuple[learn.Pair, ...]) -> bool:
     return True
 
 
+def _held_out_covered(S: tuple[learn.Pair, ...], n: int, kind: str, prop: str) -> bool:
+    table = learn_role_table(S[:n] + S[n + 1 :], kind, prop)
+    if table is None:
+        return False
+    return all(k in table for key in _role_keys(S[n][0], kind, prop).values() for k in key)
+
+
 def role_table_learned(kind: str) -> CandidateFn:
     """The first object property (in :data:`OBJ_PROPS` order) whose role table fits every train pair; the
     table itself is learned leave-one-out."""
@@ -417,10 +439,12 @@ def role_table_learned(kind: str) -> CandidateFn:
                 for c, (a, b) in enumerate(zip(ri, ro, strict=True))
             ):
                 return None
-        for prop in OBJ_PROPS:
-            if learn_role_table(S, kind, prop) is not None:
+        fitting = [prop for prop in OBJ_PROPS if learn_role_table(S, kind, prop) is not None]
+        # prefer a property whose table, learned without each pair, still knows that pair's keys
+        for prop in fitting:
+            if len(S) > 1 and all(_held_out_covered(S, n, kind, prop) for n in range(len(S))):
                 return prop
-        return None
+        return fitting[0] if fitting else None
 
     def run(ctx: Context, grid: Grid) -> Grid:
         prop = ctx.need(("obj_role_prop", kind), lambda: choose(ctx.S))
@@ -1430,6 +1454,58 @@ def invert_and_grow_boxes(grid: Grid) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
+PREDICATES: dict[str, Callable[[Obj, int], bool]] = {
+    "size_eq": lambda o, k: o.size == k,
+    "size_ge": lambda o, k: o.size >= k,
+    "height_eq": lambda o, k: o.height == k,
+    "width_eq": lambda o, k: o.width == k,
+}
+
+
+def learn_predicate_recolour(S: tuple[learn.Pair, ...]) -> tuple[str, str, int, int, int] | None:
+    """``(kind, predicate, k, yes, no)``: the first object predicate with a threshold ``k`` such that every
+    object of every pair turns ``yes`` when it holds and ``no`` (KEEP: unchanged) when not, both happening."""
+    if not S or not all(_same_mask(i, o) for i, o in S):
+        return None
+    for kind in ("c8", "c4"):
+        try:
+            extracted = [(objects(i, *ROLE_KINDS[kind]), o) for i, o in S]
+        except ValueError:
+            continue
+        outs: list[tuple[Obj, int | None]] = []
+        for objs, o in extracted:
+            for obj in objs:
+                colours = {o[r][c] for r, c, _ in obj.cells}
+                outs.append((obj, colours.pop() if len(colours) == 1 else None))
+        if any(v is None for _, v in outs):
+            continue
+        for pred, fn in PREDICATES.items():
+            for k in range(1, 10):
+                found: dict[bool, set[int]] = {True: set(), False: set()}
+                for obj, v in outs:
+                    found[fn(obj, k)].add(KEEP if v == obj.colour else v)
+                if all(len(vals) == 1 for vals in found.values()) and found[True] != found[False]:
+                    return kind, pred, k, found[True].pop(), found[False].pop()
+    return None
+
+
+def recolour_by_predicate(grid: Grid, params: tuple[str, str, int, int, int]) -> Grid:
+    """Every object recoloured ``yes`` or ``no`` (KEEP: unchanged) by an object predicate."""
+    kind, pred, k, yes, no = params
+    rows = [list(row) for row in grid]
+    for obj in objects(grid, *ROLE_KINDS[kind]):
+        value = yes if PREDICATES[pred](obj, k) else no
+        if value != KEEP:
+            for r, c, _ in obj.cells:
+                rows[r][c] = value
+    return tuple(tuple(row) for row in rows)
+
+
+def recolour_by_predicate_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`recolour_by_predicate` with the predicate, threshold and colours every train pair agrees on."""
+    return recolour_by_predicate(grid, ctx.need("obj_predicate", lambda: learn_predicate_recolour(ctx.S)))
+
+
 def shift_by_marker_count_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`shift_by_marker_count` with the marker colour (in every input, in no output) and direction every
     train pair agrees on."""
@@ -1479,6 +1555,7 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_shift_by_marker_count_learned", shift_by_marker_count_learned)
     reg.add("obj_overlay_colours_centred", lambda ctx, g: overlay_colours_centred(g))
     reg.add("obj_invert_and_grow_boxes", lambda ctx, g: invert_and_grow_boxes(g))
+    reg.add("obj_recolour_by_predicate_learned", recolour_by_predicate_learned)
     reg.add(
         "obj_bars_below_by_colour_count_learned",
         lambda ctx, g: bars_below_by_colours(

@@ -362,6 +362,27 @@ def test_stamp_on_markers_scaled_and_whole_marks() -> None:
         om.stamp_on_markers(grid, ("keys", False))
 
 
+def test_recolour_by_predicate() -> None:
+    S = (
+        (g("550000 550055 000005 500000"), g("220000 220011 000001 100000")),
+        (g("555005 000005 550000 550000"), g("111001 000001 220000 220000")),
+    )
+    params = om.learn_predicate_recolour(S)
+    assert params is not None and params[3:] == (2, 1)
+    sample = g("5500 5500 0000 0555")
+    assert om.recolour_by_predicate_learned(Context("t", S, sample), sample) == g("2200 2200 0000 0111")
+    assert om.learn_predicate_recolour(((g("50 00"), g("55 00")),)) is None  # the mask changes
+
+
+def test_bends() -> None:
+    ell = om.objects(g("100 100 111"), True, True, 0)[0]
+    you = om.objects(g("101 101 111"), True, True, 0)[0]
+    tee = om.objects(g("111 010 010"), True, True, 0)[0]
+    assert om._bends(ell) == (2, 1)
+    assert om._bends(you) == (2, 2)
+    assert om._bends(tee)[0] == 3
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
