@@ -1506,6 +1506,50 @@ def recolour_by_predicate_learned(ctx: Context, grid: Grid) -> Grid:
     return recolour_by_predicate(grid, ctx.need("obj_predicate", lambda: learn_predicate_recolour(ctx.S)))
 
 
+def recolour_by_sighted_marker(grid: Grid, params: tuple[int, int, int, bool]) -> Grid:
+    """Every object of colour ``target`` takes the one colour seen first when looking from its cells in
+    direction (``dy``, ``dx``) past background and ``target`` cells (a marker in line with it); ``per_cell``:
+    each cell on its own."""
+    target, dy, dx, per_cell = params
+    bg = background(grid)
+    h, w = shape(grid)
+    objs: list[Obj] = [o for o in objects(grid, True, False) if o.colour == target]
+    if per_cell:
+        objs = [Obj((cell,)) for o in objs for cell in o.cells]
+    if not objs or target == bg:
+        raise ValueError("no target objects")
+    rows = [list(row) for row in grid]
+    for o in objs:
+        seen = set()
+        for r, c, _ in o.cells:
+            nr, nc = r + dy, c + dx
+            while 0 <= nr < h and 0 <= nc < w and grid[nr][nc] in (bg, target):
+                nr, nc = nr + dy, nc + dx
+            if 0 <= nr < h and 0 <= nc < w:
+                seen.add(grid[nr][nc])
+        if len(seen) != 1:
+            raise ValueError("no single marker in sight")
+        colour = seen.pop()
+        for r, c, _ in o.cells:
+            rows[r][c] = colour
+    return tuple(tuple(row) for row in rows)
+
+
+def recolour_by_sighted_marker_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`recolour_by_sighted_marker` with the target colour and direction every train pair agrees on."""
+
+    def options() -> list[tuple[int, int, int, bool]]:
+        if not all(_same_mask(i, o) for i, o in ctx.S):
+            return []
+        changed = sorted(
+            {a for i, o in ctx.S for ri, ro in zip(i, o, strict=True) for a, b in zip(ri, ro, strict=True) if a != b}
+        )
+        return [(t, dy, dx, per) for per in (False, True) for t in changed for dy, dx in NEIGHBOURS_4]
+
+    params = ctx.need("obj_sighted", lambda: learn.fit(ctx.S, options(), recolour_by_sighted_marker))
+    return recolour_by_sighted_marker(grid, params)
+
+
 def shift_by_marker_count_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`shift_by_marker_count` with the marker colour (in every input, in no output) and direction every
     train pair agrees on."""
@@ -1556,6 +1600,7 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_overlay_colours_centred", lambda ctx, g: overlay_colours_centred(g))
     reg.add("obj_invert_and_grow_boxes", lambda ctx, g: invert_and_grow_boxes(g))
     reg.add("obj_recolour_by_predicate_learned", recolour_by_predicate_learned)
+    reg.add("obj_recolour_by_sighted_marker_learned", recolour_by_sighted_marker_learned)
     reg.add(
         "obj_bars_below_by_colour_count_learned",
         lambda ctx, g: bars_below_by_colours(

@@ -383,6 +383,16 @@ def test_bends() -> None:
     assert om._bends(tee)[0] == 3
 
 
+def test_recolour_by_sighted_marker() -> None:
+    grid = g("0200600 0000000 5500555 5500555")
+    # looking up from each grey object: the 2 above the left block, the 6 above the right one
+    assert om.recolour_by_sighted_marker(grid, (5, -1, 0, False)) == g("0200600 0000000 2200666 2200666")
+    with pytest.raises(ValueError):
+        om.recolour_by_sighted_marker(grid, (5, 1, 0, False))  # nothing below
+    rows = g("1055 2050 3005")
+    assert om.recolour_by_sighted_marker(rows, (5, 0, -1, True)) == g("1011 2020 3003")
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
