@@ -265,7 +265,18 @@ OBJ_PROPS: dict[str, ObjProp] = {
     "is_rectangle": lambda o, objs: o.is_rectangle(),
     "shape": lambda o, objs: o.shape_key,
     "bends": lambda o, objs: _bends(o),
+    "square_hole": lambda o, objs: _square_hole(o),
 }
+
+
+def _square_hole(obj: Obj) -> bool:
+    """Whether the object encloses holes that together fill a square."""
+    cells = _holes(obj)
+    if not cells:
+        return False
+    rows, cols = [r for r, _ in cells], [c for _, c in cells]
+    height, width = max(rows) - min(rows) + 1, max(cols) - min(cols) + 1
+    return height == width and height * width == len(cells)
 
 
 def _bends(obj: Obj) -> tuple[int, int]:

@@ -381,6 +381,10 @@ def test_bends() -> None:
     assert om._bends(ell) == (2, 1)
     assert om._bends(you) == (2, 2)
     assert om._bends(tee)[0] == 3
+    ring = om.objects(g("00000 01110 01010 01110 00000"), True, True)[0]
+    assert om._square_hole(ring) is True
+    long_ring = om.objects(g("000000 011110 010010 011110 000000"), True, True)[0]
+    assert om._square_hole(long_ring) is False and om._square_hole(ell) is False
 
 
 def test_recolour_by_sighted_marker() -> None:
