@@ -1561,6 +1561,41 @@ def recolour_by_sighted_marker_learned(ctx: Context, grid: Grid) -> Grid:
     return recolour_by_sighted_marker(grid, params)
 
 
+HALVES = ("lower", "upper", "left", "right")
+
+
+def recolour_half(grid: Grid, params: tuple[str, int]) -> Grid:
+    """The ``half`` (the outer half of rows or columns, the middle line excluded) of every one-coloured
+    object painted ``colour``."""
+    half, colour = params
+    objs = objects(grid, True, False)
+    if not objs:
+        raise ValueError("no objects")
+    rows = [list(row) for row in grid]
+    for o in objs:
+        top, left, bottom, right = o.box
+        for r, c, _ in o.cells:
+            if (
+                (half == "lower" and r > bottom - o.height // 2)
+                or (half == "upper" and r < top + o.height // 2)
+                or (half == "left" and c < left + o.width // 2)
+                or (half == "right" and c >= right - o.width // 2 + 1)
+            ):
+                rows[r][c] = colour
+    return tuple(tuple(row) for row in rows)
+
+
+def recolour_half_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`recolour_half` with the half and colour every train pair agrees on."""
+
+    def options() -> list[tuple[str, int]]:
+        if not all(_same_mask(i, o) for i, o in ctx.S):
+            return []
+        return [(half, colour) for half in HALVES for colour in learn.new_colours(ctx.S)]
+
+    return recolour_half(grid, ctx.need("obj_half", lambda: learn.fit(ctx.S, options(), recolour_half)))
+
+
 def shift_by_marker_count_learned(ctx: Context, grid: Grid) -> Grid:
     """:func:`shift_by_marker_count` with the marker colour (in every input, in no output) and direction every
     train pair agrees on."""
@@ -1612,6 +1647,7 @@ def add_object_families(reg: Registry) -> None:
     reg.add("obj_invert_and_grow_boxes", lambda ctx, g: invert_and_grow_boxes(g))
     reg.add("obj_recolour_by_predicate_learned", recolour_by_predicate_learned)
     reg.add("obj_recolour_by_sighted_marker_learned", recolour_by_sighted_marker_learned)
+    reg.add("obj_recolour_half_learned", recolour_half_learned)
     reg.add(
         "obj_bars_below_by_colour_count_learned",
         lambda ctx, g: bars_below_by_colours(

@@ -397,6 +397,15 @@ def test_recolour_by_sighted_marker() -> None:
     assert om.recolour_by_sighted_marker(rows, (5, 0, -1, True)) == g("1011 2020 3003")
 
 
+def test_recolour_half() -> None:
+    grid = g("200 202 202 202 202")
+    # bars of 5 and 4 cells: their lowest 2 cells each (the middle cell of the odd bar stays)
+    assert om.recolour_half(grid, ("lower", 8)) == g("200 202 202 808 808")
+    assert om.recolour_half(g("0000 1111"), ("right", 3)) == g("0000 1133")
+    with pytest.raises(ValueError):
+        om.recolour_half(g("000"), ("lower", 8))
+
+
 # --------------------------------------------------------------------------- every candidate on the edge cases
 
 OBJ_CANDIDATES = [c for c in CANDIDATES if c.cid.startswith("obj_")]
