@@ -19,6 +19,7 @@ from batt_tasks.battery import dsl, features, learn, rules
 from batt_tasks.battery.completion import add_completion_families
 from batt_tasks.battery.dsl import Grid, GridFn, background, shape
 from batt_tasks.battery.learn import Context, NotLearned
+from batt_tasks.battery.objectmaps import add_object_families
 from batt_tasks.battery.objects import SELECTORS, Obj, erase, keep_only, objects, paint
 from batt_tasks.battery.partition import add_partition_families
 
@@ -984,6 +985,7 @@ def build() -> tuple[Candidate, ...]:
     add_layout_families(reg)
     add_partition_families(reg)
     add_completion_families(reg)
+    add_object_families(reg)
     return tuple(reg.items)
 
 
