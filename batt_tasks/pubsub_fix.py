@@ -4,7 +4,7 @@ With RESP3 (redis-py 8's default protocol) every pub/sub message goes through th
 ``handle_pubsub_push_response``, which does ``logger.debug("Push response: " + str(response))``: the
 concatenation runs whatever the log level, so ``str()`` of the whole message (the ``repr`` of every byte of
 its payload) is built and thrown away. The producer receives each sample's result that way (Celery's Redis
-result backend announces results by PUBLISH): with the built-in battery it was about 9 % of the producer's
+result backend announces results by PUBLISH): with the built-in battery it was 9–13 % of the producer's
 CPU while collecting, in ``PyBytes_Repr`` (callgrind). Reported as redis/redis-py#4230 and fixed upstream
 (lazy ``%s`` formatting, redis/redis-py#4231), in no release this project can install yet.
 
