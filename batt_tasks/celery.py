@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from celery import Celery
 
-from batt_tasks import broker_fix
+from batt_tasks import broker_fix, pubsub_fix
 from batt_tasks.config import settings
 from batt_tasks.queues import QUEUE, sample_queue
 
-# Before any connection exists: a worker survives its broker's crash (see batt_tasks.broker_fix).
+# Before any connection exists: a worker survives its broker's crash (see batt_tasks.broker_fix), and a
+# result announced by pub/sub is not turned into a discarded debug string (see batt_tasks.pubsub_fix).
 broker_fix.install()
+pubsub_fix.install()
 
 _conf = settings()
 

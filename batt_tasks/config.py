@@ -12,7 +12,7 @@ test can set variables before the Celery app or the producer looks at them.
 | ``BATT_RESULT_EXPIRES`` | ``86400`` | seconds results (and run plans) are kept in the backend |
 | ``BATT_REQUIRE_BROKER`` | ``0`` | ``1``: the producer never falls back to local mode (as ``--require-broker``) |
 | ``BATT_BROKER_CHECK_TIMEOUT`` | ``2`` | seconds the producer waits for the broker before falling back to local mode |
-| ``BATT_MAX_RESULT_BYTES`` | ``1000000`` | largest JSON result one sample may return |
+| ``BATT_MAX_RESULT_BYTES`` | ``1000000`` | largest JSON result one sample may return (packed form) |
 | ``BATT_RETRY_MAX`` | ``5`` | retries of a sample that hit "can't start new thread" |
 | ``BATT_RETRY_BACKOFF_MAX`` | ``60`` | cap, in seconds, of the exponential retry backoff |
 | ``BATT_MAX_MEMORY_PER_CHILD_KB`` | ``2000000`` | a pool process that grew past this is replaced after its sample |

@@ -81,7 +81,9 @@ def run_message(
     """Load the message's batt (cached per process) unless given, score the sample and bound the result's size.
 
     Each batt call is limited to the message's ``time_limit`` (:mod:`batt_tasks.call_limit`); ``timeouts``
-    are further exceptions that mean "out of time" (the worker's soft limit).
+    are further exceptions that mean "out of time" (the worker's soft limit). The result is in the packed
+    form (:func:`batt_tasks.scoring.pack_result`), in both modes: it is what crosses the pipe or the result
+    backend, and what ``BATT_MAX_RESULT_BYTES`` bounds.
     """
     if batt is None:
         batt = load_code(message["batt"])
@@ -98,5 +100,6 @@ def run_message(
         reraise=reraise,
         call_limit=call_limit(float(message["time_limit"])),
         timeouts=(CallTimeout, *timeouts),
+        packed=True,
     )
     return bound_size(result, max_result_bytes)

@@ -5,7 +5,18 @@ both call :func:`score_sample`; the producer calls :func:`aggregate_task` on the
 whichever way they were computed, so both modes give identical results.
 
 Sample results are plain JSON values (dicts, lists, ints, strings) so that they look the same
-after a trip through a pipe or a result backend.
+after a trip through a pipe or a result backend. A sample result comes in two forms with the same content:
+
+- **expanded** (``score_sample``'s default, what the tests and the README's matching rules speak of):
+  ``programs`` ``[[id, t_n, evo], ...]``, ``matched`` ids, ``outputs`` ``[[text, [id, ...]], ...]``,
+  ``differ_solve``/``differ`` ``[[id, differ, sum], ...]``;
+- **packed** (``packed=True``: what both modes send from the process that scored the sample, see
+  :func:`batt_tasks.sample.run_message`): the candidate ids once, in ``ids``, and every other field
+  referring to them by position (see :func:`pack_result`). About half the JSON of the expanded form
+  and a fifth of its decoding time for a battery of hundreds of candidates.
+
+:func:`aggregate_task` takes either (a result from a worker of before the packed form aggregates as
+before); :func:`expand_result` turns a packed result back into the expanded one.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -81,13 +92,13 @@ def _differ_score(raw: Any) -> int:
     return max(DIFFER_MIN, min(DIFFER_MAX, number))
 
 
-def _differ_sums(s: Iterable[Sequence[Any]]) -> list[list[Any]]:
-    """``[candidate, differ, summed clamped score]`` rows of one batt call's ``s``, sorted."""
+def _differ_totals(s: Iterable[Sequence[Any]]) -> dict[tuple[str, str], int]:
+    """``(candidate, differ) → summed clamped score`` of one batt call's ``s``."""
     totals: dict[tuple[str, str], int] = {}
     for entry in s:
         key = (str(entry[1]), str(entry[2]))
         totals[key] = totals.get(key, 0) + _differ_score(entry[3])
-    return [[cid, did, total] for (cid, did), total in sorted(totals.items())]
+    return totals
 
 
 def _plain(value: Any) -> Any:
@@ -129,6 +140,7 @@ def score_sample(
     reraise: tuple[type[BaseException], ...] = (),
     call_limit: Callable[[], AbstractContextManager[Any]] = _no_limit,
     timeouts: tuple[type[BaseException], ...] = (),
+    packed: bool = False,
 ) -> dict[str, Any]:
     """Run ``batt`` on one sample and score it.
 
@@ -143,6 +155,8 @@ def score_sample(
     - ``differ_solve`` / ``differ``: ``[candidate, differ, sum]`` of the clamped ``s`` scores of the solve
       call / of the diff call, kept apart.
 
+    With ``packed`` the same content comes in the packed form (:func:`pack_result`).
+
     A solve call that fails (exception, protocol violation, timeout) leaves the sample nothing. A diff call
     that times out keeps the solve call's results (status ``timeout``, ``call`` ``"diff"``); one that raises
     discards them (status ``error``). Exceptions in ``reraise`` propagate.
@@ -156,21 +170,17 @@ def score_sample(
         "error": None,
         "call": None,
         "scored": expected is not None,
-        "candidates": 0,
-        "programs": [],
-        "matched": [],
-        "differ_solve": [],
-        "differ": [],
-        "outputs": [],
     }
+    programs: dict[str, list[Any]] = {}
+    matched: set[str] = set()
+    outputs: dict[Grid, list[str]] = {}
+    solve_totals: dict[tuple[str, str], int] = {}
+    diff_totals: dict[tuple[str, str], int] = {}
     phase = "solve"
     try:
         with call_limit():
             returned = batt(task_id, S, I, None, log_path)
         o, s = _split(returned)
-        programs: dict[str, list[Any]] = {}
-        matched: set[str] = set()
-        outputs: dict[Grid, list[str]] = {}
         for entry in o:
             cid = str(entry[2])
             if cid not in programs:
@@ -184,18 +194,13 @@ def score_sample(
                 ids = outputs.setdefault(grid, [])
                 if cid not in ids:
                     ids.append(cid)
-        result["candidates"] = len(programs)
-        result["programs"] = [programs[cid] for cid in sorted(programs)]
-        result["matched"] = sorted(matched)
-        # Grids in text form ("070|707"): a test sample's outputs are most of a result's bytes.
-        result["outputs"] = [[to_text(grid), ids] for grid, ids in outputs.items()]
-        result["differ_solve"] = _differ_sums(s)
+        solve_totals = _differ_totals(s)
         if expected is not None:
             phase = "diff"
             with call_limit():
                 returned = batt(task_id, S, I, expected, log_path)
             _, s = _split(returned)
-            result["differ"] = _differ_sums(s)
+            diff_totals = _differ_totals(s)
     except reraise:
         raise
     except timeouts as exc:
@@ -203,13 +208,127 @@ def score_sample(
         if phase == "diff":  # the solve call's results stand
             result.update(status=STATUS_TIMEOUT, error=text, call="diff")
         else:
-            result.update(_nothing(STATUS_TIMEOUT, text), call="solve")
+            result.update(status=STATUS_TIMEOUT, error=text, call="solve")
+            programs, matched, outputs, solve_totals = {}, set(), {}, {}
         result["traceback"] = traceback_text(exc)  # where the batt was when its time ran out
     except Exception as exc:  # noqa: BLE001 - any batt failure is this sample's error, never the run's
-        result.update(_nothing(STATUS_ERROR, one_line(exc)), call=phase)
+        result.update(status=STATUS_ERROR, error=one_line(exc), call=phase)
+        programs, matched, outputs, solve_totals, diff_totals = {}, set(), {}, {}, {}
         result["traceback"] = traceback_text(exc)
+    # Grids in text form ("070|707"): a test sample's outputs are most of a result's bytes.
+    texts = [(to_text(grid), ids) for grid, ids in outputs.items()]
+    fill = _fill_packed if packed else _fill_expanded
+    fill(result, programs, matched, texts, solve_totals, diff_totals)
     result["seconds"] = round(time.perf_counter() - started, 6)
     return result
+
+
+def _fill_expanded(
+    result: dict[str, Any],
+    programs: Mapping[str, list[Any]],
+    matched: set[str],
+    outputs: list[tuple[str, list[str]]],
+    solve_totals: Mapping[tuple[str, str], int],
+    diff_totals: Mapping[tuple[str, str], int],
+) -> None:
+    result["candidates"] = len(programs)
+    result["programs"] = [programs[cid] for cid in sorted(programs)]
+    result["matched"] = sorted(matched)
+    result["differ_solve"] = [[cid, did, total] for (cid, did), total in sorted(solve_totals.items())]
+    result["differ"] = [[cid, did, total] for (cid, did), total in sorted(diff_totals.items())]
+    result["outputs"] = [[text, ids] for text, ids in outputs]
+
+
+def _pack_totals(totals: Mapping[tuple[str, str], int], position: Mapping[str, int]) -> list[list[Any]]:
+    """``[[differ, positions or None, sums], ...]`` by differ id; None: every candidate of ``ids``, in order."""
+    by_differ: dict[str, tuple[list[int], list[int]]] = {}
+    for (cid, did), total in sorted(totals.items(), key=lambda item: (item[0][1], position[item[0][0]])):
+        at, sums = by_differ.setdefault(did, ([], []))
+        at.append(position[cid])
+        sums.append(total)
+    every = len(position)
+    return [
+        [did, None if len(at) == every and at[-1] == every - 1 else at, sums] for did, (at, sums) in by_differ.items()
+    ]
+
+
+def _fill_packed(
+    result: dict[str, Any],
+    programs: Mapping[str, list[Any]],
+    matched: set[str],
+    outputs: list[tuple[str, list[str]]],
+    solve_totals: Mapping[tuple[str, str], int],
+    diff_totals: Mapping[tuple[str, str], int],
+) -> None:
+    ids = sorted(programs)
+    more = {cid for cid, _ in solve_totals}.union(cid for cid, _ in diff_totals).difference(programs)
+    ids.extend(sorted(more))
+    position = {cid: n for n, cid in enumerate(ids)}
+    result["candidates"] = len(programs)
+    result["ids"] = ids
+    rows = [programs[cid] for cid in ids[: len(programs)]]
+    result["t_n"] = [row[1] for row in rows]
+    result["evo"] = [row[2] for row in rows]
+    result["matched"] = sorted(position[cid] for cid in matched)
+    result["differ_solve"] = _pack_totals(solve_totals, position)
+    result["differ"] = _pack_totals(diff_totals, position)
+    result["outputs"] = [[text, [position[cid] for cid in cids]] for text, cids in outputs]
+
+
+def is_packed(result: Mapping[str, Any]) -> bool:
+    """Whether a sample result is in the packed form."""
+    return "ids" in result
+
+
+def _unpack_totals(packed: Iterable[Sequence[Any]], ids: Sequence[str]) -> Iterator[tuple[str, str, int]]:
+    """``(candidate, differ, sum)`` of packed differ sums, in no particular order."""
+    for did, at, sums in packed:
+        for n, total in zip(range(len(ids)) if at is None else at, sums, strict=True):
+            yield ids[n], did, total
+
+
+def pack_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The packed form of an expanded sample result (a packed one is returned as it is).
+
+    - ``ids``: the candidate ids: first the ``candidates`` ids that gave an ``o`` row, sorted (the rows of
+      the expanded ``programs``), then the ids that appear only in ``s`` rows, sorted;
+    - ``t_n`` / ``evo``: the ``programs`` columns, one entry per id of the first block of ``ids``;
+    - ``matched``: positions in ``ids``, ascending; ``outputs``: ``[[text, [position, ...]], ...]``;
+    - ``differ_solve`` / ``differ``: ``[[differ, positions, sums], ...]``, one entry per differ id (sorted),
+      positions ascending; ``positions`` is None when the differ scored every id of ``ids``, in order.
+
+    Every other field is as in the expanded form.
+    """
+    if is_packed(result):
+        return dict(result)
+    skip = ("programs", "matched", "differ_solve", "differ", "outputs", "candidates")
+    packed = {k: v for k, v in result.items() if k not in skip}
+    programs = {row[0]: list(row) for row in result.get("programs", ())}
+    solve = {(cid, did): int(total) for cid, did, total in result.get("differ_solve", ())}
+    diff = {(cid, did): int(total) for cid, did, total in result.get("differ", ())}
+    outputs = [(text, list(ids)) for text, ids in result.get("outputs", ())]
+    _fill_packed(packed, programs, set(result.get("matched", ())), outputs, solve, diff)
+    packed["candidates"] = int(result.get("candidates", len(programs)))
+    return packed
+
+
+def expand_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The expanded form of a sample result (an expanded one is returned as it is): what ``score_sample``
+    without ``packed`` gives for the same sample."""
+    if not is_packed(result):
+        return dict(result)
+    ids = result["ids"]
+    count = int(result["candidates"])
+    skip = ("ids", "t_n", "evo")
+    expanded = {k: v for k, v in result.items() if k not in skip}
+    expanded["programs"] = [
+        [cid, t_n, evo] for cid, t_n, evo in zip(ids[:count], result["t_n"], result["evo"], strict=True)
+    ]
+    expanded["matched"] = [ids[n] for n in result["matched"]]
+    for field in ("differ_solve", "differ"):
+        expanded[field] = [list(row) for row in sorted(_unpack_totals(result[field], ids))]
+    expanded["outputs"] = [[text, [ids[n] for n in at]] for text, at in result["outputs"]]
+    return expanded
 
 
 def _nothing(status: str, error: str) -> dict[str, Any]:
@@ -278,6 +397,48 @@ def _add_sums(into: dict[str, dict[str, int]], rows: Iterable[Sequence[Any]]) ->
         per[did] = per.get(did, 0) + int(score)
 
 
+def _add_packed_sums(into: dict[str, dict[str, int]], packed: Iterable[Sequence[Any]], ids: Sequence[str]) -> None:
+    for did, at, sums in packed:
+        for cid, score in zip(ids if at is None else [ids[n] for n in at], sums, strict=True):
+            per = into.get(cid)
+            if per is None:
+                per = into[cid] = {}
+            per[did] = per.get(did, 0) + int(score)
+
+
+class _Sample:
+    """What :func:`aggregate_task` reads of one sample result, from either form."""
+
+    __slots__ = ("r", "ids", "matched", "outputs")
+
+    def __init__(self, r: Mapping[str, Any]) -> None:
+        self.r = r
+        self.ids: list[str] | None = r.get("ids")
+        if self.ids is None:
+            self.matched: list[str] = r["matched"]
+            self.outputs: list[tuple[Any, list[str]]] = r["outputs"]
+        else:
+            ids = self.ids
+            self.matched = [ids[n] for n in r["matched"]]
+            self.outputs = [(text, [ids[n] for n in at]) for text, at in r["outputs"]]
+
+    def add_sums(self, field: str, into: dict[str, dict[str, int]]) -> None:
+        if self.ids is None:
+            _add_sums(into, self.r.get(field, ()))
+        else:
+            _add_packed_sums(into, self.r[field], self.ids)
+
+    def add_programs(self, into: dict[str, dict[str, Any]]) -> None:
+        r = self.r
+        if self.ids is None:
+            rows: Iterable[Sequence[Any]] = r.get("programs", ())
+        else:  # the ids after the first len(t_n) ones appear only in differ rows
+            rows = zip(self.ids[: len(r["t_n"])], r["t_n"], r["evo"], strict=True)
+        for cid, t_n, evo in rows:
+            if cid not in into:
+                into[cid] = {"t_n": t_n, "evo": evo}
+
+
 def _sorted_sums(sums: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
     return {c: dict(sorted(sums[c].items())) for c in sorted(sums)}
 
@@ -301,24 +462,26 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
     by_key = {(r["kind"], int(r["index"])): r for r in results}
     train = [by_key[k] for k in sorted(by_key) if k[0] == "train"]
     test = [by_key[k] for k in sorted(by_key) if k[0] == "test"]
+    views = [_Sample(r) for r in train + test]
+    test_views = views[len(train) :]
 
     train_scores: dict[str, int] = {}
     test_scores: dict[str, int] = {}
     differ: dict[str, dict[str, int]] = {}
     differ_solve: dict[str, dict[str, int]] = {}
     programs: dict[str, dict[str, Any]] = {}
-    for r in train + test:
+    for view in views:
+        r = view.r
         if r["scored"]:
             scores = train_scores if r["kind"] == "train" else test_scores
-            for cid in r["matched"]:
+            for cid in view.matched:
                 scores[cid] = scores.get(cid, 0) + MATCH_SCORE
-        _add_sums(differ, r["differ"])
-        _add_sums(differ_solve, r.get("differ_solve", ()))
-        for cid, t_n, evo in r.get("programs", ()):
-            programs.setdefault(cid, {"t_n": t_n, "evo": evo})
+        view.add_sums("differ", differ)
+        view.add_sums("differ_solve", differ_solve)
+        view.add_programs(programs)
 
     # Only candidates that scored or gave a test output can be ranked into a prediction.
-    ranked = set(train_scores).union(*(ids for r in test for _, ids in r["outputs"]))
+    ranked = set(train_scores).union(*(ids for view in test_views for _, ids in view.outputs))
     ranking = _ranking(ranked, train_scores)
     all_train_kept = bool(train) and all(_solve_kept(r) for r in train)
     train_perfect = [c for c in sorted(train_scores) if all_train_kept and train_scores[c] == MATCH_SCORE * len(train)]
@@ -326,9 +489,10 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
     predictions: list[list[list[list[int]]]] = []
     prediction_candidates: list[list[str]] = []
     solved_each: list[bool | None] = []
-    for r in test:
+    for view in test_views:
+        r, outputs = view.r, view.outputs
         owner: dict[str, int] = {}
-        for n, (_, ids) in enumerate(r["outputs"]):
+        for n, (_, ids) in enumerate(outputs):
             for cid in ids:
                 owner.setdefault(cid, n)
         chosen: list[int] = []
@@ -340,13 +504,13 @@ def aggregate_task(task_id: str, results: Iterable[Mapping[str, Any]]) -> dict[s
                 by.append(cid)
                 if len(chosen) == 2:
                     break
-        predictions.append([_output_json(r["outputs"][n][0]) for n in chosen])
+        predictions.append([_output_json(outputs[n][0]) for n in chosen])
         prediction_candidates.append(by)
         if not r["scored"]:
             solved_each.append(None)
         else:
-            matched = set(r["matched"])
-            solved_each.append(any(matched.intersection(r["outputs"][n][1]) for n in chosen))
+            matched = set(view.matched)
+            solved_each.append(any(matched.intersection(outputs[n][1]) for n in chosen))
 
     statuses = [r["status"] for r in train + test]
     return {

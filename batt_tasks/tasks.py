@@ -15,12 +15,14 @@ it in one INFO line, not as an unexpected error with Celery's own traceback.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from celery import states
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
 
 from batt_tasks import guard, signing
@@ -36,6 +38,19 @@ logger = get_task_logger(__name__)
 _conf = settings()
 
 TASK_NAME = "batt.score_sample"
+
+
+@worker_process_init.connect
+def freeze_inherited_heap(**_: Any) -> None:
+    """A new pool process moves everything it inherited from the worker's main process (Celery, kombu, the app:
+    about 75,000 objects) to the garbage collector's permanent generation.
+
+    Those objects live as long as the process anyway, but every full collection would scan them again, and a
+    batt allocates enough to trigger one every 25 or so samples: with the built-in battery that was about
+    1.3 ms of CPU per sample, 4 % of its cost, that a pool process outside Celery does not pay. Objects
+    created afterwards (the batt, its caches, each sample's garbage) are collected as usual.
+    """
+    gc.freeze()
 
 
 CANCEL_CHECK_SECONDS = 1.0  # a pool process reads a run's cancel mark at most this often

@@ -64,7 +64,7 @@ from producer.plan_file import find_plan_file, local_status, save_plan_file
 from producer.progress import RunProgress, say
 from producer.results import RunWriter, prepare_out
 from producer.resume import Plan, load_plan, resubmission_id, run_status, sample_name, save_plan
-from producer.run import RunState, drive
+from producer.run import RunState, drive, heap_frozen
 from producer.selection import new_seed, select
 
 if TYPE_CHECKING:
@@ -484,9 +484,12 @@ class Run:
     def _lines(self) -> Iterator[dict[str, Any]]:
         state = self._state
         c = state.collector
-        with RunProgress(
-            len(self._setup.messages), len(self.order), self._quiet, c.samples_done, len(c.done_tasks)
-        ) as p:
+        with (
+            heap_frozen(),
+            RunProgress(
+                len(self._setup.messages), len(self.order), self._quiet, c.samples_done, len(c.done_tasks)
+            ) as p,
+        ):
             try:
                 if self.mode == "local":
                     pending = [m for m in self._setup.messages if m["task_id"] not in c.done_tasks]

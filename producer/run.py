@@ -6,9 +6,12 @@ mode, so local and distributed runs write the same files.
 
 from __future__ import annotations
 
+import gc
 import resource
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +68,37 @@ class RunState:
             "stopped": self.stopped,
             "error_kinds": self.failures.top() if self.failures is not None else [],
         }
+
+
+_frozen = {"depth": 0, "ours": False}
+_frozen_lock = threading.Lock()
+
+
+@contextmanager
+def heap_frozen() -> Iterator[None]:
+    """While a run collects results, the objects that existed before it (the imports, the Celery app, the tasks'
+    grids, the plan's messages: a few hundred thousand) are left out of the garbage collector's scans
+    (``gc.freeze``); they are put back when the last run in the process ends (``gc.unfreeze``).
+
+    Each sample result allocates enough to trigger collections, and a full one scanned all of them: about
+    0.3 ms of CPU per sample of the built-in battery, taken from the workers when they share the machine.
+    Nothing is frozen when something else in the process already froze objects (``gc.get_freeze_count()``):
+    that freeze is the caller's, and left alone.
+    """
+    with _frozen_lock:
+        if _frozen["depth"] == 0:
+            _frozen["ours"] = gc.get_freeze_count() == 0
+            if _frozen["ours"]:
+                gc.freeze()
+        _frozen["depth"] += 1
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen["depth"] -= 1
+            if _frozen["depth"] == 0 and _frozen["ours"]:
+                gc.unfreeze()
+                _frozen["ours"] = False
 
 
 def drive(state: RunState, results: Iterator[Mapping[str, Any]], progress: RunProgress) -> Iterator[dict[str, Any]]:

@@ -581,3 +581,83 @@ def test_a_duplicate_candidate_id_scores_once_and_matches_if_any_row_does() -> N
     line = aggregate_task("t", results)
     assert line["train_scores"] == {"x": 2 * MATCH_SCORE}  # once per sample, not once per row
     assert line["programs"] == {"x": {"t_n": 1, "evo": False}}
+
+
+# ------------------------------------------------- the packed form: what crosses the pipe and the result backend
+
+
+def _packed_batt(task_id: str, S: Any, I: Any, C: Any, log_path: Any) -> Any:  # noqa: E741
+    """Candidates with and without an output, duplicate ids, odd t_n/evo, and s rows naming ids with no o row."""
+    o = [
+        (3, False, "b", B),
+        (1, True, "a", A),
+        (2, False, "c", None),  # a candidate without an output grid: in ids, never in outputs
+        (9, False, "b", C_),  # a duplicate id: its first row's t_n/evo stand
+        ((1, 2), None, 7, B),  # a tuple t_n (its repr) and a non-string id
+    ]
+    if C is None:
+        s = [(0, "a", "d1", 5), (0, "zz", "d1", 3), (0, "b", "d2", (900,))]
+    else:  # the diff call: every candidate of ids on "cell", an s-only id, and a clamped score
+        s = [(0, cid, "cell", 10) for cid in ("7", "a", "b", "c", "zz")] + [(0, "only_s", "cell", 5000)]
+    return o, s
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("train", B), ("test", B), ("test", None)])
+def test_packed_result_expands_to_the_expanded_one(kind: str, expected: Any) -> None:
+    from batt_tasks.scoring import expand_result, is_packed, pack_result
+
+    expanded = score_sample(_packed_batt, "t", S, A, expected, kind=kind, index=2)
+    packed = json.loads(json.dumps(score_sample(_packed_batt, "t", S, A, expected, kind=kind, index=2, packed=True)))
+    assert is_packed(packed) and not is_packed(expanded) and "programs" not in packed
+    # the ids once: those with an o row (sorted), then those only in s rows (sorted)
+    assert packed["ids"] == ["7", "a", "b", "c"] + (["only_s", "zz"] if expected is not None else ["zz"])
+    assert packed["candidates"] == expanded["candidates"] == 4
+    assert packed["t_n"] == ["(1, 2)", 1, 3, 2] and packed["evo"] == [None, True, False, False]
+    if expected is not None:  # every id scored on "cell" in order: positions left out
+        assert packed["differ"] == [["cell", None, [10, 10, 10, 10, 1000, 10]]]  # only_s clamped
+    plain = {k: v for k, v in json.loads(json.dumps(expanded)).items() if k != "seconds"}
+    assert {k: v for k, v in expand_result(packed).items() if k != "seconds"} == plain
+    assert {k: v for k, v in json.loads(json.dumps(pack_result(expanded))).items() if k != "seconds"} == {
+        k: v for k, v in packed.items() if k != "seconds"
+    }
+    assert len(json.dumps(packed)) < len(json.dumps(expanded))
+
+
+def test_packed_and_expanded_results_aggregate_to_the_same_task_line() -> None:
+    from batt_tasks.scoring import TIMING_FIELDS
+
+    def results(packed: bool) -> list[dict[str, Any]]:
+        return [
+            json.loads(json.dumps(score_sample(_packed_batt, "t", S, A, e, kind=k, index=i, packed=packed)))
+            for k, i, e in (("train", 0, B), ("train", 1, A), ("test", 0, B), ("test", 1, None))
+        ]
+
+    packed, expanded = results(True), results(False)
+    mixed = [packed[0], expanded[1], packed[2], expanded[3]]  # a rolling upgrade: old and new workers in one run
+    lines = [aggregate_task("t", r) for r in (packed, expanded, mixed)]
+    clean = [{k: v for k, v in line.items() if k not in TIMING_FIELDS} for line in lines]
+    assert clean[0] == clean[1] == clean[2]
+    assert clean[0]["programs"]["7"] == {"t_n": "(1, 2)", "evo": None}
+    assert clean[0]["differ"]["only_s"] == {"cell": 3000} and clean[0]["differ_solve"]["zz"] == {"d1": 12}
+
+
+def test_failed_samples_pack_to_nothing() -> None:
+    from batt_tasks.scoring import expand_result
+
+    def broken(*a: Any) -> Any:
+        raise ValueError("no")
+
+    r = score_sample(broken, "t", S, A, B, kind="test", packed=True)
+    assert r["status"] == STATUS_ERROR and r["ids"] == [] and r["outputs"] == [] and r["differ"] == []
+    assert expand_result(r)["programs"] == [] and r["candidates"] == 0
+
+
+def test_run_message_sends_the_packed_form_in_both_modes() -> None:
+    from batt_tasks.sample import run_message
+    from batt_tasks.scoring import expand_result, is_packed
+
+    message = {"run_id": "r", "task_id": "t", "kind": "test", "index": 0, "S": [[to_json(A), to_json(B)]]}
+    message.update(input=to_json(A), expected=to_json(B), batt="tests.batts.counting", time_limit=5.0)
+    r = run_message(message, None, 10**6, batt=_packed_batt)
+    assert is_packed(r)
+    assert expand_result(r)["programs"] == [["7", "(1, 2)", None], ["a", 1, True], ["b", 3, False], ["c", 2, False]]
