@@ -397,9 +397,9 @@ def _transformed(d: int, mask: int, t: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=64)
-def _ray_observations(i: Grid, o: Grid, stop: bool) -> tuple[tuple[int, int, int, bool, bool], ...]:
-    """``(colour, direction, mask, is_fg, cast)`` for every source and direction whose ray ``o`` paints fully
-    (cast) or not at all."""
+def _ray_observations(i: Grid, o: Grid, stop: bool) -> tuple[tuple[int, int, int, bool, bool | None], ...]:
+    """``(colour, direction, mask, is_fg, cast)`` for every source and direction with a ray: ``o`` paints it
+    fully (cast True), not at all (False) or partly (None, which says nothing)."""
     bg = background(i)
     found = []
     for r, c, v, mask, fg in _sources(i):
@@ -408,8 +408,7 @@ def _ray_observations(i: Grid, o: Grid, stop: bool) -> tuple[tuple[int, int, int
             if not ray:
                 continue
             painted = sum(o[y][x] == v for y, x in ray)
-            if painted in (0, len(ray)):
-                found.append((v, d, mask, fg, painted > 0))
+            found.append((v, d, mask, fg, painted > 0 if painted in (0, len(ray)) else None))
     return tuple(found)
 
 
@@ -428,12 +427,14 @@ def learn_neighbourhood_rays(S: tuple[Pair, ...], mode: RayMode) -> RayTable | N
             (-1 if blind else v, d, 0 if nomask else mask, fg, cast)
             for v, d, mask, fg, cast in _ray_observations(i, o, stop)
         }
-        for colour, d, mask, fg, cast in sorted(observed):
+        for colour, d, mask, fg, cast in sorted(observed, key=lambda x: (*x[:4], -1 if x[4] is None else int(x[4]))):
             for t in range(8 if augment else 1):
                 td, tmask = _transformed(d, mask, t) if t else (d, mask)
-                seen.setdefault((colour, td, tmask, fg), set()).add(cast)
-    table = {k: True for k, v in seen.items() if v == {True}}
-    if not table:
+                known = seen.setdefault((colour, td, tmask, fg), set())
+                if cast is not None:
+                    known.add(cast)
+    table = {k: v == {True} for k, v in seen.items()}
+    if not any(table.values()):
         return None
     for i, o in S:
         if apply_neighbourhood_rays(i, table, mode) != o:
@@ -442,13 +443,19 @@ def learn_neighbourhood_rays(S: tuple[Pair, ...], mode: RayMode) -> RayTable | N
 
 
 def apply_neighbourhood_rays(grid: Grid, table: RayTable, mode: RayMode) -> Grid:
-    """Cast the learned rays (background cells only; unseen keys cast nothing)."""
+    """Cast the learned rays (background cells only). The table also holds the keys seen not casting; with
+    3×3 masks, a foreground source with a ray over background whose key was never seen raises ValueError (the
+    pairs do not say what that shape does, and casting nothing there was a wrong guess)."""
     blind, stop, _, nomask = mode
     bg = background(grid)
     rows = [list(row) for row in grid]
     for r, c, v, mask, fg in _sources(grid):
         for d, (dr, dc) in enumerate(NEIGHBOURS_8):
-            if table.get((-1 if blind else v, d, 0 if nomask else mask, fg)):
+            key = (-1 if blind else v, d, 0 if nomask else mask, fg)
+            cast = table.get(key)
+            if cast is None and fg and not nomask and _ray_cells(grid, r, c, dr, dc, bg, stop):
+                raise ValueError("unseen ray source")
+            if cast:
                 for y, x in _ray_cells(grid, r, c, dr, dc, bg, stop):
                     if rows[y][x] == bg:
                         rows[y][x] = v
@@ -1159,7 +1166,9 @@ def masked_region(fill: Callable[[Grid, int], Grid]) -> Callable[[Grid, int], Gr
 def _symmetry_options(ctx: Context) -> list[tuple[str, int | None, bool]]:
     colours: list[int | None] = [None]
     colours += list(learn.new_colours(ctx.S))
-    return [(kind, colour, pivot) for pivot in (False, True) for colour in colours for kind in GROUPS]
+    # the largest group that reproduces every pair first: a smaller one that also fits is a weaker explanation
+    kinds = sorted(GROUPS, key=lambda k: -len(GROUPS[k]))
+    return [(kind, colour, pivot) for pivot in (False, True) for colour in colours for kind in kinds]
 
 
 def _ray_candidate(mode: RayMode) -> CandidateFn:

@@ -94,6 +94,26 @@ def test_neighbourhood_rays_learn_a_corner_ray() -> None:
     assert completion.apply_neighbourhood_rays(test, table, (False, False, False, False)) == g("1000 0110 0110 0000")
 
 
+def test_neighbourhood_rays_refuse_a_shape_the_pairs_never_showed() -> None:
+    pairs = (
+        (g("00000 00000 00110 00110 00000"), g("10000 01000 00110 00110 00000")),
+        (g("000000 000000 000000 000110 000110 000000"), g("100000 010000 001000 000110 000110 000000")),
+    )
+    mode = (False, False, False, False)
+    table = completion.learn_neighbourhood_rays(pairs, mode)
+    assert table is not None
+    assert True in table.values() and False in table.values()  # cast and seen-not-casting keys
+    with pytest.raises(ValueError, match="unseen"):  # a lone pixel: its 3×3 mask never occurred
+        completion.apply_neighbourhood_rays(g("0000 0000 0010 0000"), table, mode)
+
+
+def test_symmetry_options_try_the_largest_group_first() -> None:
+    ctx = Context("t", ((g("010 000 000"), g("010 000 010")),))
+    kinds = [kind for kind, colour, pivot in completion._symmetry_options(ctx) if colour is None and not pivot]
+    assert kinds[0] == "all"
+    assert max(kinds.index("rot90"), kinds.index("hv")) < min(kinds.index("h"), kinds.index("diag"))
+
+
 def test_neighbourhood_rays_need_a_drawn_ray() -> None:
     same = ((g("010 000"), g("010 000")),)
     assert completion.learn_neighbourhood_rays(same, (True, False, True, False)) is None
@@ -157,11 +177,13 @@ def test_rays_to_largest_stop_at_the_target() -> None:
 # as candidates
 
 
-def test_candidates_are_registered_at_the_end_with_unique_ids() -> None:
+def test_candidates_are_registered_in_one_block_with_unique_ids() -> None:
     ids = [c.cid for c in CANDIDATES]
     cmp_ids = [cid for cid in ids if cid.startswith("cmp_")]
     assert len(cmp_ids) >= 10
-    assert ids[-len(cmp_ids) :] == cmp_ids
+    assert len(set(ids)) == len(ids)
+    start = ids.index(cmp_ids[0])
+    assert ids[start : start + len(cmp_ids)] == cmp_ids
 
 
 def test_masked_region_candidate_picks_the_mask_that_repairs() -> None:
