@@ -521,14 +521,18 @@ def fill_empty_lines(grid: Grid, params: tuple[int, bool]) -> Grid:
     return dsl.from_array(out)
 
 
-def fill_empty_squares(grid: Grid, params: tuple[int, int]) -> Grid:
-    """Paint ``colour`` over every ``k``×``k`` window that is all background (windows may overlap)."""
-    k, colour = params
+def fill_empty_squares(grid: Grid, params: tuple[int, ...]) -> Grid:
+    """Paint ``colour`` over every ``k``×``k`` window that is all background, or all the ``empty`` colour when
+    ``params`` is ``(k, colour, empty)`` (windows may overlap), or with ``(k, colour, empty, True)`` the disjoint
+    windows taken greedily in reading order."""
+    k, colour = params[:2]
+    disjoint = len(params) > 3 and bool(params[3])
+    empty = params[2] if len(params) > 2 else background(grid)
     a = dsl.to_array(grid)
     h, w = a.shape
     if k < 2 or k > min(h, w):
         raise ValueError("window does not fit")
-    bg = a == background(grid)
+    bg = a == empty
     ok = np.ones((h - k + 1, w - k + 1), dtype=bool)
     for dr in range(k):
         for dc in range(k):
@@ -537,6 +541,8 @@ def fill_empty_squares(grid: Grid, params: tuple[int, int]) -> Grid:
         raise ValueError("no empty square")
     paint = np.zeros_like(bg)
     for r, c in zip(*np.nonzero(ok), strict=True):
+        if disjoint and paint[r : r + k, c : c + k].any():
+            continue
         paint[r : r + k, c : c + k] = True
     out = a.copy()
     out[paint] = colour
@@ -1318,7 +1324,102 @@ def add_completion_families(reg: Any) -> None:
         reg.add(name, _fitted(name, lambda ctx, d=diagonal: [d], rays_to_target, True))
     for axes in ("h", "v", "hv"):
         reg.add(f"cmp_extend_runs_{axes}", _fitted(f"runs_{axes}", lambda ctx, a=axes: [a], extend_runs, True))
+    # round 2: generalisations
+    reg.add("cmp_symmetrise_unoccluded", _fitted("unoccluded", _unoccluded_options, symmetrise_unoccluded))
+    reg.add("cmp_fill_empty_squares_of", _fitted("empty_squares_of", _square_empty_options, fill_empty_squares))
 
 
 def _symmetrise(grid: Grid, option: tuple[str, int | None, bool]) -> Grid:
     return symmetrise_about(grid, *option)
+
+
+def occluder(grid: Grid, mask: int | str) -> int:
+    """The occluding colour: ``mask`` itself, or for ``"box"`` the one foreground colour whose cells fill their
+    bounding box (and are not all the foreground). Raises ValueError when there is no single such colour."""
+    if isinstance(mask, int):
+        return mask
+    bg = background(grid)
+    fg = [c for c in dsl.palette(grid) if c != bg]
+    boxes = [c for c in fg if _solid_box(grid, c)]
+    if len(fg) < 2 or len(boxes) != 1:
+        raise ValueError("no single occluding box")
+    return boxes[0]
+
+
+def symmetrise_unoccluded(grid: Grid, option: tuple[int | str, str]) -> Grid:
+    """Erase the occluding colour (:func:`occluder`) to background, then complete the rest under the group
+    ``kind`` about its best-agreeing centre (:func:`symmetrise_about`): a symmetric shape seen through a patch
+    of noise."""
+    mask_option, kind = option
+    mask = occluder(grid, mask_option)
+    bg = background(grid)
+    if mask == bg:
+        raise ValueError("the mask is the background")
+    a = dsl.to_array(grid)
+    hidden = a == mask
+    if not hidden.any():
+        raise ValueError("nothing occluded")
+    a[hidden] = bg
+    h, w = a.shape
+    rr, cc = np.nonzero(a != bg)
+    if not 0 < len(rr) <= min(MAX_FG, h * w // 2):
+        raise ValueError("no shape on a background")
+    hr, hc = np.nonzero(hidden)
+    top, bottom = min(rr.min(), hr.min()), max(rr.max(), hr.max())
+    left, right = min(cc.min(), hc.min()), max(cc.max(), hc.max())
+    As, Bs = np.meshgrid(np.arange(2 * top, 2 * bottom + 1), np.arange(2 * left, 2 * right + 1), indexing="ij")
+    As, Bs = As.ravel(), Bs.ravel()
+    if any(t in _PARITY for t in GROUPS[kind]):
+        keep = (As - Bs) % 2 == 0
+        As, Bs = As[keep], Bs[keep]
+    if not len(As) or len(As) * len(rr) * len(GROUPS[kind]) > MAX_WORK:
+        raise ValueError("too much work")
+    vals = a[rr, cc]
+    ok = np.ones(len(As), dtype=bool)
+    fills = np.zeros(len(As), dtype=np.int64)
+    images = []
+    for name in GROUPS[kind]:
+        ir, ic = TRANSFORMS[name](rr[None, :], cc[None, :], As[:, None], Bs[:, None])
+        inside = (ir >= 0) & (ir < h) & (ic >= 0) & (ic < w)
+        ok &= inside.all(axis=1)
+        jr, jc = np.clip(ir, 0, h - 1), np.clip(ic, 0, w - 1)
+        # a visible cell's image is the same colour, or hidden: never uncovered background nor another colour
+        ok &= ((a[jr, jc] == vals[None, :]) | hidden[jr, jc]).all(axis=1)
+        fills += hidden[jr, jc].sum(axis=1)
+        images.append((ir, ic))
+    ok &= fills > 0
+    if not ok.any():
+        raise ValueError("no centre")
+    dist = np.abs(As - (top + bottom)) + np.abs(Bs - (left + right))
+    best = int(np.lexsort((Bs, As, dist, ~ok))[0])
+    out = a.copy()
+    for ir, ic in images:
+        out[ir[best], ic[best]] = vals
+    return dsl.from_array(out)
+
+
+def _unoccluded_options(ctx: Context) -> list[tuple[int | str, str]]:
+    """Occluders (colours in every input and no output, or the solid box) × groups, largest group first."""
+    if not learn.same_shapes(ctx.S):
+        return []
+    kinds = sorted(GROUPS, key=lambda k: -len(GROUPS[k]))
+    masks: list[int | str] = [*_mask_options(ctx), "box"]
+    return [(mask, kind) for mask in masks for kind in kinds]
+
+
+def painted_over(S: tuple[Pair, ...]) -> int | None:
+    """The one colour that every changed cell of every pair had in the input (same shapes), or None."""
+    if not S or not learn.same_shapes(S):
+        return None
+    under: set[int] = set()
+    for i, o in S:
+        for ri, ro in zip(i, o, strict=True):
+            under.update(a for a, b in zip(ri, ro, strict=True) if a != b)
+    return under.pop() if len(under) == 1 else None
+
+
+def _square_empty_options(ctx: Context) -> list[tuple[int, int, int, int]]:
+    empty = painted_over(ctx.S)
+    if empty is None:
+        return []
+    return [(k, c, empty, d) for d in (0, 1) for k in (2, 3, 4, 5) for c in learn.new_colours(ctx.S)]
