@@ -397,9 +397,9 @@ def _transformed(d: int, mask: int, t: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=64)
-def _ray_observations(i: Grid, o: Grid, stop: bool) -> tuple[tuple[int, int, int, bool, bool], ...]:
-    """``(colour, direction, mask, is_fg, cast)`` for every source and direction whose ray ``o`` paints fully
-    (cast) or not at all."""
+def _ray_observations(i: Grid, o: Grid, stop: bool) -> tuple[tuple[int, int, int, bool, bool | None], ...]:
+    """``(colour, direction, mask, is_fg, cast)`` for every source and direction with a ray: ``o`` paints it
+    fully (cast True), not at all (False) or partly (None, which says nothing)."""
     bg = background(i)
     found = []
     for r, c, v, mask, fg in _sources(i):
@@ -408,8 +408,7 @@ def _ray_observations(i: Grid, o: Grid, stop: bool) -> tuple[tuple[int, int, int
             if not ray:
                 continue
             painted = sum(o[y][x] == v for y, x in ray)
-            if painted in (0, len(ray)):
-                found.append((v, d, mask, fg, painted > 0))
+            found.append((v, d, mask, fg, painted > 0 if painted in (0, len(ray)) else None))
     return tuple(found)
 
 
@@ -428,12 +427,14 @@ def learn_neighbourhood_rays(S: tuple[Pair, ...], mode: RayMode) -> RayTable | N
             (-1 if blind else v, d, 0 if nomask else mask, fg, cast)
             for v, d, mask, fg, cast in _ray_observations(i, o, stop)
         }
-        for colour, d, mask, fg, cast in sorted(observed):
+        for colour, d, mask, fg, cast in sorted(observed, key=lambda x: (*x[:4], -1 if x[4] is None else int(x[4]))):
             for t in range(8 if augment else 1):
                 td, tmask = _transformed(d, mask, t) if t else (d, mask)
-                seen.setdefault((colour, td, tmask, fg), set()).add(cast)
-    table = {k: True for k, v in seen.items() if v == {True}}
-    if not table:
+                known = seen.setdefault((colour, td, tmask, fg), set())
+                if cast is not None:
+                    known.add(cast)
+    table = {k: v == {True} for k, v in seen.items()}
+    if not any(table.values()):
         return None
     for i, o in S:
         if apply_neighbourhood_rays(i, table, mode) != o:
@@ -442,13 +443,19 @@ def learn_neighbourhood_rays(S: tuple[Pair, ...], mode: RayMode) -> RayTable | N
 
 
 def apply_neighbourhood_rays(grid: Grid, table: RayTable, mode: RayMode) -> Grid:
-    """Cast the learned rays (background cells only; unseen keys cast nothing)."""
+    """Cast the learned rays (background cells only). The table also holds the keys seen not casting; with
+    3×3 masks, a foreground source with a ray over background whose key was never seen raises ValueError (the
+    pairs do not say what that shape does, and casting nothing there was a wrong guess)."""
     blind, stop, _, nomask = mode
     bg = background(grid)
     rows = [list(row) for row in grid]
     for r, c, v, mask, fg in _sources(grid):
         for d, (dr, dc) in enumerate(NEIGHBOURS_8):
-            if table.get((-1 if blind else v, d, 0 if nomask else mask, fg)):
+            key = (-1 if blind else v, d, 0 if nomask else mask, fg)
+            cast = table.get(key)
+            if cast is None and fg and not nomask and _ray_cells(grid, r, c, dr, dc, bg, stop):
+                raise ValueError("unseen ray source")
+            if cast:
                 for y, x in _ray_cells(grid, r, c, dr, dc, bg, stop):
                     if rows[y][x] == bg:
                         rows[y][x] = v
@@ -514,14 +521,18 @@ def fill_empty_lines(grid: Grid, params: tuple[int, bool]) -> Grid:
     return dsl.from_array(out)
 
 
-def fill_empty_squares(grid: Grid, params: tuple[int, int]) -> Grid:
-    """Paint ``colour`` over every ``k``×``k`` window that is all background (windows may overlap)."""
-    k, colour = params
+def fill_empty_squares(grid: Grid, params: tuple[int, ...]) -> Grid:
+    """Paint ``colour`` over every ``k``×``k`` window that is all background, or all the ``empty`` colour when
+    ``params`` is ``(k, colour, empty)`` (windows may overlap), or with ``(k, colour, empty, True)`` the disjoint
+    windows taken greedily in reading order."""
+    k, colour = params[:2]
+    disjoint = len(params) > 3 and bool(params[3])
+    empty = params[2] if len(params) > 2 else background(grid)
     a = dsl.to_array(grid)
     h, w = a.shape
     if k < 2 or k > min(h, w):
         raise ValueError("window does not fit")
-    bg = a == background(grid)
+    bg = a == empty
     ok = np.ones((h - k + 1, w - k + 1), dtype=bool)
     for dr in range(k):
         for dc in range(k):
@@ -530,6 +541,8 @@ def fill_empty_squares(grid: Grid, params: tuple[int, int]) -> Grid:
         raise ValueError("no empty square")
     paint = np.zeros_like(bg)
     for r, c in zip(*np.nonzero(ok), strict=True):
+        if disjoint and paint[r : r + k, c : c + k].any():
+            continue
         paint[r : r + k, c : c + k] = True
     out = a.copy()
     out[paint] = colour
@@ -1159,7 +1172,9 @@ def masked_region(fill: Callable[[Grid, int], Grid]) -> Callable[[Grid, int], Gr
 def _symmetry_options(ctx: Context) -> list[tuple[str, int | None, bool]]:
     colours: list[int | None] = [None]
     colours += list(learn.new_colours(ctx.S))
-    return [(kind, colour, pivot) for pivot in (False, True) for colour in colours for kind in GROUPS]
+    # the largest group that reproduces every pair first: a smaller one that also fits is a weaker explanation
+    kinds = sorted(GROUPS, key=lambda k: -len(GROUPS[k]))
+    return [(kind, colour, pivot) for pivot in (False, True) for colour in colours for kind in kinds]
 
 
 def _ray_candidate(mode: RayMode) -> CandidateFn:
@@ -1309,7 +1324,102 @@ def add_completion_families(reg: Any) -> None:
         reg.add(name, _fitted(name, lambda ctx, d=diagonal: [d], rays_to_target, True))
     for axes in ("h", "v", "hv"):
         reg.add(f"cmp_extend_runs_{axes}", _fitted(f"runs_{axes}", lambda ctx, a=axes: [a], extend_runs, True))
+    # round 2: generalisations
+    reg.add("cmp_symmetrise_unoccluded", _fitted("unoccluded", _unoccluded_options, symmetrise_unoccluded))
+    reg.add("cmp_fill_empty_squares_of", _fitted("empty_squares_of", _square_empty_options, fill_empty_squares))
 
 
 def _symmetrise(grid: Grid, option: tuple[str, int | None, bool]) -> Grid:
     return symmetrise_about(grid, *option)
+
+
+def occluder(grid: Grid, mask: int | str) -> int:
+    """The occluding colour: ``mask`` itself, or for ``"box"`` the one foreground colour whose cells fill their
+    bounding box (and are not all the foreground). Raises ValueError when there is no single such colour."""
+    if isinstance(mask, int):
+        return mask
+    bg = background(grid)
+    fg = [c for c in dsl.palette(grid) if c != bg]
+    boxes = [c for c in fg if _solid_box(grid, c)]
+    if len(fg) < 2 or len(boxes) != 1:
+        raise ValueError("no single occluding box")
+    return boxes[0]
+
+
+def symmetrise_unoccluded(grid: Grid, option: tuple[int | str, str]) -> Grid:
+    """Erase the occluding colour (:func:`occluder`) to background, then complete the rest under the group
+    ``kind`` about its best-agreeing centre (:func:`symmetrise_about`): a symmetric shape seen through a patch
+    of noise."""
+    mask_option, kind = option
+    mask = occluder(grid, mask_option)
+    bg = background(grid)
+    if mask == bg:
+        raise ValueError("the mask is the background")
+    a = dsl.to_array(grid)
+    hidden = a == mask
+    if not hidden.any():
+        raise ValueError("nothing occluded")
+    a[hidden] = bg
+    h, w = a.shape
+    rr, cc = np.nonzero(a != bg)
+    if not 0 < len(rr) <= min(MAX_FG, h * w // 2):
+        raise ValueError("no shape on a background")
+    hr, hc = np.nonzero(hidden)
+    top, bottom = min(rr.min(), hr.min()), max(rr.max(), hr.max())
+    left, right = min(cc.min(), hc.min()), max(cc.max(), hc.max())
+    As, Bs = np.meshgrid(np.arange(2 * top, 2 * bottom + 1), np.arange(2 * left, 2 * right + 1), indexing="ij")
+    As, Bs = As.ravel(), Bs.ravel()
+    if any(t in _PARITY for t in GROUPS[kind]):
+        keep = (As - Bs) % 2 == 0
+        As, Bs = As[keep], Bs[keep]
+    if not len(As) or len(As) * len(rr) * len(GROUPS[kind]) > MAX_WORK:
+        raise ValueError("too much work")
+    vals = a[rr, cc]
+    ok = np.ones(len(As), dtype=bool)
+    fills = np.zeros(len(As), dtype=np.int64)
+    images = []
+    for name in GROUPS[kind]:
+        ir, ic = TRANSFORMS[name](rr[None, :], cc[None, :], As[:, None], Bs[:, None])
+        inside = (ir >= 0) & (ir < h) & (ic >= 0) & (ic < w)
+        ok &= inside.all(axis=1)
+        jr, jc = np.clip(ir, 0, h - 1), np.clip(ic, 0, w - 1)
+        # a visible cell's image is the same colour, or hidden: never uncovered background nor another colour
+        ok &= ((a[jr, jc] == vals[None, :]) | hidden[jr, jc]).all(axis=1)
+        fills += hidden[jr, jc].sum(axis=1)
+        images.append((ir, ic))
+    ok &= fills > 0
+    if not ok.any():
+        raise ValueError("no centre")
+    dist = np.abs(As - (top + bottom)) + np.abs(Bs - (left + right))
+    best = int(np.lexsort((Bs, As, dist, ~ok))[0])
+    out = a.copy()
+    for ir, ic in images:
+        out[ir[best], ic[best]] = vals
+    return dsl.from_array(out)
+
+
+def _unoccluded_options(ctx: Context) -> list[tuple[int | str, str]]:
+    """Occluders (colours in every input and no output, or the solid box) × groups, largest group first."""
+    if not learn.same_shapes(ctx.S):
+        return []
+    kinds = sorted(GROUPS, key=lambda k: -len(GROUPS[k]))
+    masks: list[int | str] = [*_mask_options(ctx), "box"]
+    return [(mask, kind) for mask in masks for kind in kinds]
+
+
+def painted_over(S: tuple[Pair, ...]) -> int | None:
+    """The one colour that every changed cell of every pair had in the input (same shapes), or None."""
+    if not S or not learn.same_shapes(S):
+        return None
+    under: set[int] = set()
+    for i, o in S:
+        for ri, ro in zip(i, o, strict=True):
+            under.update(a for a, b in zip(ri, ro, strict=True) if a != b)
+    return under.pop() if len(under) == 1 else None
+
+
+def _square_empty_options(ctx: Context) -> list[tuple[int, int, int, int]]:
+    empty = painted_over(ctx.S)
+    if empty is None:
+        return []
+    return [(k, c, empty, d) for d in (0, 1) for k in (2, 3, 4, 5) for c in learn.new_colours(ctx.S)]

@@ -94,6 +94,26 @@ def test_neighbourhood_rays_learn_a_corner_ray() -> None:
     assert completion.apply_neighbourhood_rays(test, table, (False, False, False, False)) == g("1000 0110 0110 0000")
 
 
+def test_neighbourhood_rays_refuse_a_shape_the_pairs_never_showed() -> None:
+    pairs = (
+        (g("00000 00000 00110 00110 00000"), g("10000 01000 00110 00110 00000")),
+        (g("000000 000000 000000 000110 000110 000000"), g("100000 010000 001000 000110 000110 000000")),
+    )
+    mode = (False, False, False, False)
+    table = completion.learn_neighbourhood_rays(pairs, mode)
+    assert table is not None
+    assert True in table.values() and False in table.values()  # cast and seen-not-casting keys
+    with pytest.raises(ValueError, match="unseen"):  # a lone pixel: its 3×3 mask never occurred
+        completion.apply_neighbourhood_rays(g("0000 0000 0010 0000"), table, mode)
+
+
+def test_symmetry_options_try_the_largest_group_first() -> None:
+    ctx = Context("t", ((g("010 000 000"), g("010 000 010")),))
+    kinds = [kind for kind, colour, pivot in completion._symmetry_options(ctx) if colour is None and not pivot]
+    assert kinds[0] == "all"
+    assert max(kinds.index("rot90"), kinds.index("hv")) < min(kinds.index("h"), kinds.index("diag"))
+
+
 def test_neighbourhood_rays_need_a_drawn_ray() -> None:
     same = ((g("010 000"), g("010 000")),)
     assert completion.learn_neighbourhood_rays(same, (True, False, True, False)) is None
@@ -157,11 +177,13 @@ def test_rays_to_largest_stop_at_the_target() -> None:
 # as candidates
 
 
-def test_candidates_are_registered_at_the_end_with_unique_ids() -> None:
+def test_candidates_are_registered_in_one_block_with_unique_ids() -> None:
     ids = [c.cid for c in CANDIDATES]
     cmp_ids = [cid for cid in ids if cid.startswith("cmp_")]
     assert len(cmp_ids) >= 10
-    assert ids[-len(cmp_ids) :] == cmp_ids
+    assert len(set(ids)) == len(ids)
+    start = ids.index(cmp_ids[0])
+    assert ids[start : start + len(cmp_ids)] == cmp_ids
 
 
 def test_masked_region_candidate_picks_the_mask_that_repairs() -> None:
@@ -343,3 +365,49 @@ def test_continue_both_ways_and_rays_to_any_shape() -> None:
     out = completion.rays_to_target(grid, False, True)
     assert out[1][0] == 0  # 3 at the corner sees no shape in its row or column
     assert completion.rays_to_target(g("00000 20044 00000"), False, True) == g("00000 22244 00000")
+
+
+# ---------------------------------------------------------------------------------------------
+# round 2: occluded symmetry, empty squares of a learned colour
+
+
+def test_symmetrise_unoccluded_restores_a_mirror_shape_under_a_box() -> None:
+    grid = g("0000000 0223300 0203300 0223300 0000000")
+    # the 3-box hides the right half of 2222/2..2/2222; of the axes that send every visible cell onto its own
+    # colour or under the box (columns 2 and 2.5), the one nearest the middle of shape and box is taken
+    assert completion.symmetrise_unoccluded(grid, (3, "h")) == g("0000000 0222200 0200200 0222200 0000000")
+    assert completion.symmetrise_unoccluded(grid, ("box", "h")) == g("0000000 0222200 0200200 0222200 0000000")
+
+
+def test_symmetrise_unoccluded_refuses_uncovered_background_and_missing_occluder() -> None:
+    # the shape's mirror would fall on uncovered background: no centre explains it
+    with pytest.raises(ValueError):
+        completion.symmetrise_unoccluded(g("00000 02000 02200 00003"), (3, "h"))
+    with pytest.raises(ValueError, match="occluded"):
+        completion.symmetrise_unoccluded(g("0220 0000"), (3, "h"))
+    with pytest.raises(ValueError):
+        completion.symmetrise_unoccluded(g("5"), (5, "all"))
+
+
+def test_occluder_box_needs_one_solid_box_colour() -> None:
+    assert completion.occluder(g("0000 0110 0110 2020"), "box") == 1
+    with pytest.raises(ValueError):
+        completion.occluder(g("1100 1100 0022 0022"), "box")  # two boxes
+    assert completion.occluder(g("12"), 4) == 4
+
+
+def test_fill_empty_squares_of_a_learned_colour_and_disjoint_windows() -> None:
+    grid = g("55555 50005 50005 50005 55555")
+    assert completion.fill_empty_squares(grid, (2, 1, 0)) == g("55555 51115 51115 51115 55555")
+    # greedy disjoint 2×2 windows in reading order: only the top-left one fits
+    assert completion.fill_empty_squares(grid, (2, 1, 0, 1)) == g("55555 51105 51105 50005 55555")
+    with pytest.raises(ValueError):
+        completion.fill_empty_squares(grid, (4, 1, 0))
+    big = tuple(tuple(0 for _ in range(30)) for _ in range(30))
+    assert completion.fill_empty_squares(big, (5, 3, 0, 1)) == tuple(tuple(3 for _ in range(30)) for _ in range(30))
+
+
+def test_painted_over_is_the_one_colour_under_every_change() -> None:
+    assert completion.painted_over(((g("05 00"), g("15 10")), (g("50"), g("51")))) == 0
+    assert completion.painted_over(((g("05"), g("11")),)) is None
+    assert completion.painted_over(((g("05"), g("05 00")),)) is None
