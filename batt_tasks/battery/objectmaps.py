@@ -1691,6 +1691,8 @@ def add_object_families(reg: Registry) -> None:
     for kind in ROLE_KINDS:
         reg.add(f"obj_role_table_{kind}_relative_learned", relative_role_table_learned(kind))
     reg.add("obj_complete_template_parts_learned", complete_template_parts_learned)
+    reg.add("obj_recolour_by_nearest_learned", recolour_by_nearest_learned)
+    reg.add("obj_project_markers_learned", project_markers_learned)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1885,3 +1887,95 @@ def complete_template_parts_learned(ctx: Context, grid: Grid) -> Grid:
         lambda: learn.fit(ctx.S, (False, True), complete_template_parts) if learn.same_shapes(ctx.S) else None,
     )
     return complete_template_parts(grid, erase)
+
+
+# ---------------------------------------------------------------------------------------------
+# objects recoloured by their nearest other object; markers projected onto an object
+
+
+def recolour_by_nearest(grid: Grid, params: tuple[int, str, bool]) -> Grid:
+    """Every object of colour ``target`` (every cell with ``per_cell``) takes the colour of the nearest cell of
+    another non-background colour (``manhattan`` or ``chebyshev`` distance); a tie between colours raises."""
+    target, metric, per_cell = params
+    bg = background(grid)
+    if target == bg:
+        raise ValueError("target is the background")
+    others = [(r, c, v) for r, row in enumerate(grid) for c, v in enumerate(row) if v not in (bg, target)]
+    objs: list[Obj] = [o for o in objects(grid, True, True) if o.colour == target]
+    if per_cell:
+        objs = [Obj((cell,)) for o in objs for cell in o.cells]
+    if not objs or not others or len(objs) * len(others) > 40 * 900:
+        raise ValueError("nothing to recolour or too much")
+    rows = [list(row) for row in grid]
+    for o in objs:
+        best: dict[int, int] = {}
+        for r, c, _ in o.cells:
+            for rr, cc, v in others:
+                d = abs(r - rr) + abs(c - cc) if metric == "manhattan" else max(abs(r - rr), abs(c - cc))
+                if d < best.get(v, 1000):
+                    best[v] = d
+        nearest = min(best.values())
+        colours = [v for v, d in best.items() if d == nearest]
+        if len(colours) != 1:
+            raise ValueError("tie")
+        for r, c, _ in o.cells:
+            rows[r][c] = colours[0]
+    return tuple(tuple(row) for row in rows)
+
+
+def recolour_by_nearest_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`recolour_by_nearest` with the target colour (the one colour every pair changes), metric and
+    granularity every train pair agrees on."""
+
+    def options() -> list[tuple[int, str, bool]]:
+        if not all(_same_mask(i, o) for i, o in ctx.S):
+            return []
+        changed = {
+            a for i, o in ctx.S for ri, ro in zip(i, o, strict=True) for a, b in zip(ri, ro, strict=True) if a != b
+        }
+        if len(changed) != 1:
+            return []
+        return [(t, m, per) for t in sorted(changed) for per in (False, True) for m in ("manhattan", "chebyshev")]
+
+    params = ctx.need("obj_nearest", lambda: learn.fit(ctx.S, options(), recolour_by_nearest))
+    return recolour_by_nearest(grid, params)
+
+
+def project_markers(grid: Grid, target: int) -> Grid:
+    """Every lone cell (a one-cell object, not of colour ``target``) looks along its row and column: the first
+    non-background cell it sees, when of colour ``target``, takes its colour."""
+    bg = background(grid)
+    h, w = shape(grid)
+    if target == bg:
+        raise ValueError("target is the background")
+    lone = [o.cells[0] for o in objects(grid, True, True) if o.size == 1 and o.colour != target]
+    if not lone or len(lone) > MAX_MOVERS:
+        raise ValueError("no markers or too many")
+    rows = [list(row) for row in grid]
+    painted = 0
+    for r, c, v in lone:
+        for dy, dx in NEIGHBOURS_4:
+            nr, nc = r + dy, c + dx
+            while 0 <= nr < h and 0 <= nc < w and grid[nr][nc] == bg:
+                nr, nc = nr + dy, nc + dx
+            if 0 <= nr < h and 0 <= nc < w and grid[nr][nc] == target:
+                if rows[nr][nc] not in (target, v):
+                    raise ValueError("two markers on one cell")
+                rows[nr][nc] = v
+                painted += 1
+    if not painted:
+        raise ValueError("no marker sees the target")
+    return tuple(tuple(row) for row in rows)
+
+
+def project_markers_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`project_markers` with the target colour every train pair agrees on (the one colour they change)."""
+
+    def options() -> list[int]:
+        if not all(_same_mask(i, o) for i, o in ctx.S):
+            return []
+        return sorted(
+            {a for i, o in ctx.S for ri, ro in zip(i, o, strict=True) for a, b in zip(ri, ro, strict=True) if a != b}
+        )
+
+    return project_markers(grid, ctx.need("obj_project", lambda: learn.fit(ctx.S, options(), project_markers)))
