@@ -433,6 +433,19 @@ def _held_out_covered(S: tuple[learn.Pair, ...], n: int, kind: str, prop: str) -
     return all(k in table for key in _role_keys(S[n][0], kind, prop).values() for k in key)
 
 
+def _differs_from_c4(grid: Grid, kind: str) -> bool:
+    """Whether ``grid``'s objects of ``kind`` differ from its one-coloured 4-connected objects."""
+    return kind != "c4" and {o.cells for o in objects(grid, *ROLE_KINDS[kind])} != {
+        o.cells for o in objects(grid, *ROLE_KINDS["c4"])
+    }
+
+
+@lru_cache(maxsize=32)
+def _kind_evidenced(S: tuple[learn.Pair, ...], kind: str) -> bool:
+    """Whether the train inputs tell connectivity ``kind`` from ``c4`` (some input's objects differ)."""
+    return kind == "c4" or any(_differs_from_c4(i, kind) for i, _ in S)
+
+
 def role_table_learned(kind: str) -> CandidateFn:
     """The first object property (in :data:`OBJ_PROPS` order) whose role table fits every train pair; the
     table itself is learned leave-one-out."""
@@ -459,6 +472,9 @@ def role_table_learned(kind: str) -> CandidateFn:
 
     def run(ctx: Context, grid: Grid) -> Grid:
         prop = ctx.need(("obj_role_prop", kind), lambda: choose(ctx.S))
+        if not _kind_evidenced(ctx.S, kind) and _differs_from_c4(grid, kind):
+            # the train pairs never told these objects from 4-connected ones: the c4 table decides
+            raise NotLearned("connectivity not evidenced by the train pairs")
         table = ctx.need(("obj_role_table", kind), lambda: learn_role_table(ctx.loo(), kind, prop))
         return apply_role_table(grid, kind, prop, table)
 
