@@ -440,41 +440,41 @@ def _differs_from_c4(grid: Grid, kind: str) -> bool:
     }
 
 
-@lru_cache(maxsize=32)
-def _kind_evidenced(S: tuple[learn.Pair, ...], kind: str) -> bool:
-    """Whether the train inputs tell connectivity ``kind`` from ``c4`` (some input's objects differ)."""
-    return kind == "c4" or any(_differs_from_c4(i, kind) for i, _ in S)
+def choose_role_prop(S: tuple[learn.Pair, ...], kind: str) -> str | None:
+    """The first object property (in :data:`OBJ_PROPS` order) whose role table fits every train pair,
+    preferring one whose table learned without each pair still knows that pair's keys; or None."""
+    if not S or not learn.same_shapes(S):
+        return None
+    if not _changes_near_objects(S):
+        return None
+    for i, o in S:  # every changed cell has a role
+        roles = cell_roles(i, kind)[1]
+        if any(
+            a != b and (r, c) not in roles
+            for r, (ri, ro) in enumerate(zip(i, o, strict=True))
+            for c, (a, b) in enumerate(zip(ri, ro, strict=True))
+        ):
+            return None
+    fitting = [prop for prop in OBJ_PROPS if learn_role_table(S, kind, prop) is not None]
+    for prop in fitting:
+        if len(S) > 1 and all(_held_out_covered(S, n, kind, prop) for n in range(len(S))):
+            return prop
+    return fitting[0] if fitting else None
 
 
 def role_table_learned(kind: str) -> CandidateFn:
-    """The first object property (in :data:`OBJ_PROPS` order) whose role table fits every train pair; the
-    table itself is learned leave-one-out."""
-
-    def choose(S: tuple[learn.Pair, ...]) -> str | None:
-        if not S or not learn.same_shapes(S):
-            return None
-        if not _changes_near_objects(S):
-            return None
-        for i, o in S:  # every changed cell has a role
-            roles = cell_roles(i, kind)[1]
-            if any(
-                a != b and (r, c) not in roles
-                for r, (ri, ro) in enumerate(zip(i, o, strict=True))
-                for c, (a, b) in enumerate(zip(ri, ro, strict=True))
-            ):
-                return None
-        fitting = [prop for prop in OBJ_PROPS if learn_role_table(S, kind, prop) is not None]
-        # prefer a property whose table, learned without each pair, still knows that pair's keys
-        for prop in fitting:
-            if len(S) > 1 and all(_held_out_covered(S, n, kind, prop) for n in range(len(S))):
-                return prop
-        return fitting[0] if fitting else None
+    """:func:`choose_role_prop`'s role table, learned leave-one-out. Wider objects (``c8``, ``multi_c8``) than
+    4-connected one-coloured ones answer on a sample whose objects differ from those only when the c4 table does
+    not fit the train pairs: else the pairs never told the two apart, and the c4 table decides."""
 
     def run(ctx: Context, grid: Grid) -> Grid:
-        prop = ctx.need(("obj_role_prop", kind), lambda: choose(ctx.S))
-        if not _kind_evidenced(ctx.S, kind) and _differs_from_c4(grid, kind):
-            # the train pairs never told these objects from 4-connected ones: the c4 table decides
-            raise NotLearned("connectivity not evidenced by the train pairs")
+        prop = ctx.need(("obj_role_prop", kind), lambda: choose_role_prop(ctx.S, kind))
+        if (
+            kind != "c4"
+            and _differs_from_c4(grid, kind)
+            and ctx.memo(("obj_role_prop", "c4"), lambda: choose_role_prop(ctx.S, "c4")) is not None
+        ):
+            raise NotLearned("connectivity not told apart by the train pairs")
         table = ctx.need(("obj_role_table", kind), lambda: learn_role_table(ctx.loo(), kind, prop))
         return apply_role_table(grid, kind, prop, table)
 
