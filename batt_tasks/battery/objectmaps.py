@@ -1817,7 +1817,9 @@ def relative_role_table_learned(kind: str) -> CandidateFn:
         return all(key in table for claims in _relative_role_keys(S[n][0], kind, prop).values() for key, _, _ in claims)
 
     def choose(S: tuple[learn.Pair, ...]) -> str | None:
-        if len(S) < 2 or not learn.same_shapes(S) or not _changes_near_objects(S):
+        if len(S) < 2 or not learn.same_shapes(S) or len(learn.new_colours(S)) < 2:
+            return None  # one new colour: an absolute table says it all
+        if not _changes_near_objects(S):
             return None
         fitting = [prop for prop in RELATIVE_PROPS if learn_relative_role_table(S, kind, prop) is not None]
         for prop in fitting:
