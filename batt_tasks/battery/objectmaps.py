@@ -1704,8 +1704,7 @@ def add_object_families(reg: Registry) -> None:
         reg.add(f"obj_role_table_c8_learned∘{pre}", role_table_after(pre, keep_selected(sel), "c8"))
     for kind in ROLE_KINDS:
         reg.add(f"obj_role_table_{kind}_learned", role_table_learned(kind))
-    for kind in ROLE_KINDS:
-        reg.add(f"obj_role_table_{kind}_relative_learned", relative_role_table_learned(kind))
+    reg.add("obj_role_table_c8_relative_learned", relative_role_table_learned("c8"))
     reg.add("obj_complete_template_parts_learned", complete_template_parts_learned)
     reg.add("obj_recolour_by_nearest_learned", recolour_by_nearest_learned)
     reg.add("obj_project_markers_learned", project_markers_learned)
