@@ -433,32 +433,48 @@ def _held_out_covered(S: tuple[learn.Pair, ...], n: int, kind: str, prop: str) -
     return all(k in table for key in _role_keys(S[n][0], kind, prop).values() for k in key)
 
 
-def role_table_learned(kind: str) -> CandidateFn:
-    """The first object property (in :data:`OBJ_PROPS` order) whose role table fits every train pair; the
-    table itself is learned leave-one-out."""
+def _differs_from_c4(grid: Grid, kind: str) -> bool:
+    """Whether ``grid``'s objects of ``kind`` differ from its one-coloured 4-connected objects."""
+    return kind != "c4" and {o.cells for o in objects(grid, *ROLE_KINDS[kind])} != {
+        o.cells for o in objects(grid, *ROLE_KINDS["c4"])
+    }
 
-    def choose(S: tuple[learn.Pair, ...]) -> str | None:
-        if not S or not learn.same_shapes(S):
+
+def choose_role_prop(S: tuple[learn.Pair, ...], kind: str) -> str | None:
+    """The first object property (in :data:`OBJ_PROPS` order) whose role table fits every train pair,
+    preferring one whose table learned without each pair still knows that pair's keys; or None."""
+    if not S or not learn.same_shapes(S):
+        return None
+    if not _changes_near_objects(S):
+        return None
+    for i, o in S:  # every changed cell has a role
+        roles = cell_roles(i, kind)[1]
+        if any(
+            a != b and (r, c) not in roles
+            for r, (ri, ro) in enumerate(zip(i, o, strict=True))
+            for c, (a, b) in enumerate(zip(ri, ro, strict=True))
+        ):
             return None
-        if not _changes_near_objects(S):
-            return None
-        for i, o in S:  # every changed cell has a role
-            roles = cell_roles(i, kind)[1]
-            if any(
-                a != b and (r, c) not in roles
-                for r, (ri, ro) in enumerate(zip(i, o, strict=True))
-                for c, (a, b) in enumerate(zip(ri, ro, strict=True))
-            ):
-                return None
-        fitting = [prop for prop in OBJ_PROPS if learn_role_table(S, kind, prop) is not None]
-        # prefer a property whose table, learned without each pair, still knows that pair's keys
-        for prop in fitting:
-            if len(S) > 1 and all(_held_out_covered(S, n, kind, prop) for n in range(len(S))):
-                return prop
-        return fitting[0] if fitting else None
+    fitting = [prop for prop in OBJ_PROPS if learn_role_table(S, kind, prop) is not None]
+    for prop in fitting:
+        if len(S) > 1 and all(_held_out_covered(S, n, kind, prop) for n in range(len(S))):
+            return prop
+    return fitting[0] if fitting else None
+
+
+def role_table_learned(kind: str) -> CandidateFn:
+    """:func:`choose_role_prop`'s role table, learned leave-one-out. Wider objects (``c8``, ``multi_c8``) than
+    4-connected one-coloured ones answer on a sample whose objects differ from those only when the c4 table does
+    not fit the train pairs: else the pairs never told the two apart, and the c4 table decides."""
 
     def run(ctx: Context, grid: Grid) -> Grid:
-        prop = ctx.need(("obj_role_prop", kind), lambda: choose(ctx.S))
+        prop = ctx.need(("obj_role_prop", kind), lambda: choose_role_prop(ctx.S, kind))
+        if (
+            kind != "c4"
+            and _differs_from_c4(grid, kind)
+            and ctx.memo(("obj_role_prop", "c4"), lambda: choose_role_prop(ctx.S, "c4")) is not None
+        ):
+            raise NotLearned("connectivity not told apart by the train pairs")
         table = ctx.need(("obj_role_table", kind), lambda: learn_role_table(ctx.loo(), kind, prop))
         return apply_role_table(grid, kind, prop, table)
 
@@ -1688,3 +1704,295 @@ def add_object_families(reg: Registry) -> None:
         reg.add(f"obj_role_table_c8_learned∘{pre}", role_table_after(pre, keep_selected(sel), "c8"))
     for kind in ROLE_KINDS:
         reg.add(f"obj_role_table_{kind}_learned", role_table_learned(kind))
+    reg.add("obj_role_table_c8_relative_learned", relative_role_table_learned("c8"))
+    reg.add("obj_complete_template_parts_learned", complete_template_parts_learned)
+    reg.add("obj_recolour_by_nearest_learned", recolour_by_nearest_learned)
+    reg.add("obj_project_markers_learned", project_markers_learned)
+
+
+# ---------------------------------------------------------------------------------------------
+# role tables whose values may be relative to the object: its own (majority) or its minor colour
+
+OWN = -2  #: table value: the claiming object's majority colour
+MINOR = -3  #: table value: the claiming object's least common colour (multi-coloured objects)
+
+
+def _minor(obj: Obj) -> int:
+    return min(obj.colours, key=lambda c: (obj.colours[c], c))
+
+
+@lru_cache(maxsize=256)
+def _relative_role_keys(
+    grid: Grid, kind: str, prop: str
+) -> dict[tuple[int, int], tuple[tuple[RoleKey, int, int], ...]]:
+    """Every cell with a role: its ``((role, property), own colour, minor colour)`` claims, sorted."""
+    objs, roles = cell_roles(grid, kind)
+    fn = OBJ_PROPS[prop]
+    values = [(fn(o, objs), o.colour, _minor(o)) for o in objs]
+    out: dict[tuple[int, int], tuple[tuple[RoleKey, int, int], ...]] = {}
+    for cell, claims in roles.items():
+        found = {((role, values[n][0]), values[n][1], values[n][2]) for role, n in claims}
+        out[cell] = tuple(sorted(found, key=repr))
+    return out
+
+
+def learn_relative_role_table(S: tuple[learn.Pair, ...], kind: str, prop: str) -> dict[RoleKey, int] | None:
+    """Like :func:`learn_role_table`, a table (role, object property) → colour, KEEP, OWN or MINOR; a key whose
+    cells take more than one colour must take the claiming object's own (or minor) colour in every one of them.
+    At least one key must be relative (else :func:`learn_role_table` says it all), and the table must reproduce
+    every pair."""
+    if not S or not learn.same_shapes(S):
+        return None
+    seen: dict[RoleKey, list[tuple[int, int, int, int]]] = {}
+    for i, o in S:
+        keys = _relative_role_keys(i, kind, prop)
+        for r, (ri, ro) in enumerate(zip(i, o, strict=True)):
+            for c, (a, b) in enumerate(zip(ri, ro, strict=True)):
+                claims = keys.get((r, c))
+                if claims is None:
+                    if a != b:
+                        return None
+                    continue
+                if len(claims) == 1:
+                    key, own, minor = claims[0]
+                    seen.setdefault(key, []).append((a, b, own, minor))
+    table: dict[RoleKey, int] = {}
+    for k in sorted(seen, key=repr):
+        found = seen[k]
+        outs = {b for _, b, _, _ in found}
+        if all(a == b for a, b, _, _ in found):
+            table[k] = KEEP
+        elif len(outs) == 1:
+            table[k] = outs.pop()
+        elif all(b == own for _, b, own, _ in found):
+            table[k] = OWN
+        elif all(b == minor for _, b, _, minor in found):
+            table[k] = MINOR
+        else:
+            return None
+    if not any(v in (OWN, MINOR) for v in table.values()):
+        return None
+    try:
+        if any(apply_relative_role_table(i, kind, prop, table) != o for i, o in S):
+            return None
+    except ValueError:
+        return None
+    return table
+
+
+def apply_relative_role_table(grid: Grid, kind: str, prop: str, table: dict[RoleKey, int]) -> Grid:
+    """Paint every cell with a role by a relative role table (see :func:`apply_role_table`)."""
+    rows = [list(row) for row in grid]
+    for (r, c), claims in sorted(_relative_role_keys(grid, kind, prop).items()):
+        values = set()
+        for key, own, minor in claims:
+            value = table.get(key)
+            if value is None:
+                raise NotLearned("unseen role")
+            value = own if value == OWN else minor if value == MINOR else value
+            if value != KEEP and value != grid[r][c]:
+                values.add(value)
+        if len(values) > 1:
+            raise ValueError("contested cell")
+        if values:
+            rows[r][c] = values.pop()
+    result = tuple(tuple(row) for row in rows)
+    if result == grid:
+        raise ValueError("no change")
+    return result
+
+
+RELATIVE_PROPS = tuple(p for p in OBJ_PROPS if p != "colour")
+
+
+def relative_role_table_learned(kind: str) -> CandidateFn:
+    """The first object property whose relative role table fits every train pair (preferring one whose table
+    learned without each pair still knows that pair's keys); the table itself is learned leave-one-out."""
+
+    def covered(S: tuple[learn.Pair, ...], n: int, prop: str) -> bool:
+        table = learn_relative_role_table(S[:n] + S[n + 1 :], kind, prop)
+        if table is None:
+            return False
+        return all(key in table for claims in _relative_role_keys(S[n][0], kind, prop).values() for key, _, _ in claims)
+
+    def choose(S: tuple[learn.Pair, ...]) -> str | None:
+        if len(S) < 2 or not learn.same_shapes(S) or len(learn.new_colours(S)) < 2:
+            return None  # one new colour: an absolute table says it all
+        if not _changes_near_objects(S):
+            return None
+        fitting = [prop for prop in RELATIVE_PROPS if learn_relative_role_table(S, kind, prop) is not None]
+        for prop in fitting:
+            if all(covered(S, n, prop) for n in range(len(S))):
+                return prop
+        return fitting[0] if fitting else None
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        prop = ctx.need(("obj_rel_role_prop", kind), lambda: choose(ctx.S))
+        table = ctx.need(("obj_rel_role_table", kind), lambda: learn_relative_role_table(ctx.loo(), kind, prop))
+        return apply_relative_role_table(grid, kind, prop, table)
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# partial copies of multi-coloured templates completed
+
+
+def complete_template_parts(grid: Grid, erase: bool = False) -> Grid:
+    """Copies of the template objects (those with the most colours, at least two) completed wherever the rest of
+    the grid shows exactly the cells of ONE of their colours (rotated or reflected; identity first): every
+    copy cell of that colour lands on a free cell of it, every other copy cell on background, and the marks
+    are whole (no free cell of that colour touches them from outside)."""
+    bg = background(grid)
+    h, w = shape(grid)
+    objs = objects(grid, False, True)
+    most = max((len(o.colours) for o in objs), default=0)
+    templates = [o for o in objs if len(o.colours) == most > 1 and o.size >= 3]
+    if not templates or len(templates) > MAX_TEMPLATES:
+        raise ValueError("no templates or too many")
+    in_template = {(r, c) for t in templates for r, c, _ in t.cells}
+    free = {(r, c): v for r, row in enumerate(grid) for c, v in enumerate(row) if v != bg and (r, c) not in in_template}
+    if not free or len(free) > MAX_MOVERS:
+        raise ValueError("no marks or too many")
+    by_marks: dict[frozenset[tuple[int, int]], Cells] = {}
+    for t in templates:
+        for var in _variants(t.cells):
+            for part in sorted({v for _, _, v in var}):
+                marks = [(r, c) for r, c, v in var if v == part]
+                kr, kc = marks[0]
+                for (fr, fc), fv in sorted(free.items()):
+                    if fv != part:
+                        continue
+                    dy, dx = fr - kr, fc - kc
+                    hit = frozenset((r + dy, c + dx) for r, c in marks)
+                    if hit in by_marks:
+                        continue
+                    placed = tuple((r + dy, c + dx, v) for r, c, v in var)
+                    if not all(0 <= r < h and 0 <= c < w for r, c, _ in placed):
+                        continue
+                    if not all(
+                        (free.get((r, c)) == v) if v == part else grid[r][c] == bg and (r, c) not in free
+                        for r, c, v in placed
+                    ):
+                        continue
+                    if any(
+                        free.get((r + a, c + b)) == part and (r + a, c + b) not in hit
+                        for r, c in hit
+                        for a, b in NEIGHBOURS_8
+                    ):
+                        continue
+                    by_marks[hit] = placed
+    if not by_marks:
+        raise ValueError("no placement")
+    rows = [list(row) for row in grid]
+    if erase:
+        for r, c in in_template:
+            rows[r][c] = bg
+    painted: dict[tuple[int, int], int] = {}
+    for cells in sorted(by_marks.values()):
+        for r, c, v in cells:
+            if painted.setdefault((r, c), v) != v:
+                raise ValueError("placements disagree")
+            rows[r][c] = v
+    return tuple(tuple(row) for row in rows)
+
+
+def complete_template_parts_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`complete_template_parts`, the templates kept or erased as every train pair agrees."""
+    erase = ctx.need(
+        "obj_template_parts",
+        lambda: learn.fit(ctx.S, (False, True), complete_template_parts) if learn.same_shapes(ctx.S) else None,
+    )
+    return complete_template_parts(grid, erase)
+
+
+# ---------------------------------------------------------------------------------------------
+# objects recoloured by their nearest other object; markers projected onto an object
+
+
+def recolour_by_nearest(grid: Grid, params: tuple[int, str, bool]) -> Grid:
+    """Every object of colour ``target`` (every cell with ``per_cell``) takes the colour of the nearest cell of
+    another non-background colour (``manhattan`` or ``chebyshev`` distance); a tie between colours raises."""
+    target, metric, per_cell = params
+    bg = background(grid)
+    if target == bg:
+        raise ValueError("target is the background")
+    others = [(r, c, v) for r, row in enumerate(grid) for c, v in enumerate(row) if v not in (bg, target)]
+    objs: list[Obj] = [o for o in objects(grid, True, True) if o.colour == target]
+    if per_cell:
+        objs = [Obj((cell,)) for o in objs for cell in o.cells]
+    if not objs or not others or len(objs) * len(others) > 40 * 900:
+        raise ValueError("nothing to recolour or too much")
+    rows = [list(row) for row in grid]
+    for o in objs:
+        best: dict[int, int] = {}
+        for r, c, _ in o.cells:
+            for rr, cc, v in others:
+                d = abs(r - rr) + abs(c - cc) if metric == "manhattan" else max(abs(r - rr), abs(c - cc))
+                if d < best.get(v, 1000):
+                    best[v] = d
+        nearest = min(best.values())
+        colours = [v for v, d in best.items() if d == nearest]
+        if len(colours) != 1:
+            raise ValueError("tie")
+        for r, c, _ in o.cells:
+            rows[r][c] = colours[0]
+    return tuple(tuple(row) for row in rows)
+
+
+def recolour_by_nearest_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`recolour_by_nearest` with the target colour (the one colour every pair changes), metric and
+    granularity every train pair agrees on."""
+
+    def options() -> list[tuple[int, str, bool]]:
+        if not all(_same_mask(i, o) for i, o in ctx.S):
+            return []
+        changed = {
+            a for i, o in ctx.S for ri, ro in zip(i, o, strict=True) for a, b in zip(ri, ro, strict=True) if a != b
+        }
+        if len(changed) != 1:
+            return []
+        return [(t, m, per) for t in sorted(changed) for per in (False, True) for m in ("manhattan", "chebyshev")]
+
+    params = ctx.need("obj_nearest", lambda: learn.fit(ctx.S, options(), recolour_by_nearest))
+    return recolour_by_nearest(grid, params)
+
+
+def project_markers(grid: Grid, target: int) -> Grid:
+    """Every lone cell (a one-cell object, not of colour ``target``) looks along its row and column: the first
+    non-background cell it sees, when of colour ``target``, takes its colour."""
+    bg = background(grid)
+    h, w = shape(grid)
+    if target == bg:
+        raise ValueError("target is the background")
+    lone = [o.cells[0] for o in objects(grid, True, True) if o.size == 1 and o.colour != target]
+    if not lone or len(lone) > MAX_MOVERS:
+        raise ValueError("no markers or too many")
+    rows = [list(row) for row in grid]
+    painted = 0
+    for r, c, v in lone:
+        for dy, dx in NEIGHBOURS_4:
+            nr, nc = r + dy, c + dx
+            while 0 <= nr < h and 0 <= nc < w and grid[nr][nc] == bg:
+                nr, nc = nr + dy, nc + dx
+            if 0 <= nr < h and 0 <= nc < w and grid[nr][nc] == target:
+                if rows[nr][nc] not in (target, v):
+                    raise ValueError("two markers on one cell")
+                rows[nr][nc] = v
+                painted += 1
+    if not painted:
+        raise ValueError("no marker sees the target")
+    return tuple(tuple(row) for row in rows)
+
+
+def project_markers_learned(ctx: Context, grid: Grid) -> Grid:
+    """:func:`project_markers` with the target colour every train pair agrees on (the one colour they change)."""
+
+    def options() -> list[int]:
+        if not all(_same_mask(i, o) for i, o in ctx.S):
+            return []
+        return sorted(
+            {a for i, o in ctx.S for ri, ro in zip(i, o, strict=True) for a, b in zip(ri, ro, strict=True) if a != b}
+        )
+
+    return project_markers(grid, ctx.need("obj_project", lambda: learn.fit(ctx.S, options(), project_markers)))

@@ -430,3 +430,67 @@ def test_candidates_on_edge_cases(name: str) -> None:
             continue
         assert isinstance(out, tuple) and out and all(len(row) == len(out[0]) for row in out), cand.cid
         assert len(out) <= 30 and len(out[0]) <= 30
+
+
+# --------------------------------------------------------------------------- round 2
+
+
+def test_role_table_c8_defers_to_c4_when_the_pairs_cannot_tell() -> None:
+    # train objects are all 4-connected: c4 and c8 tables both fit (halo of 2-cell bars painted 3)
+    S = (
+        (g("000000 022000 000000 000000"), g("333300 322300 333300 000000")),
+        (g("000000 000000 000220 000000"), g("000000 003333 003223 003333")),
+        (g("0000000 0000000 0022000 0000000 0000000"), g("0000000 0333300 0322300 0333300 0000000")),
+    )
+    diagonal = g("000000 020000 002000 000000 000000")  # c8 sees one 2-cell object, c4 two lone cells
+    assert om.choose_role_prop(S, "c4") is not None
+    with pytest.raises(NotLearned):
+        om.role_table_learned("c8")(Context("t", S, diagonal), diagonal)
+    plain = g("000000 000000 000220 000000 000000")  # no diagonal contact: both agree and c8 answers
+    out = om.role_table_learned("c8")(Context("t", S, plain), plain)
+    assert out == g("000000 003333 003223 003333 000000")
+
+
+def test_relative_role_table_paints_holes_with_the_object_colour() -> None:
+    S = (
+        (g("00000 01110 01010 01110 00000"), g("00000 01110 01110 01110 00000")),
+        (g("00000 02220 02020 02220 00000"), g("00000 02220 02220 02220 00000")),
+    )
+    table = om.learn_relative_role_table(S, "c8", "none")
+    assert table is not None and table[("hole", 0)] == om.OWN
+    grid = g("000000 044440 040040 044440 000000")
+    assert om.apply_relative_role_table(grid, "c8", "none", table) == g("000000 044440 044440 044440 000000")
+    # an absolute table says it all: the relative learner declines
+    same = ((S[0][0], S[0][1]), (S[0][0], S[0][1]))
+    assert om.learn_relative_role_table(same, "c8", "none") is None
+
+
+def test_complete_template_parts() -> None:
+    grid = g("0000000000 0121000000 0000000000 0000000000 0000101000 0000000000 1000000200")
+    out = om.complete_template_parts(grid)
+    # the 1.1 part gets its 2, the lone 2 gets its 1s (identity first); a lone 1 is not a whole part
+    assert out[4][4:7] == (1, 2, 1)
+    assert out[6][6:9] == (1, 2, 1) and out[5][7] == 0
+    assert out[6][0] == 1 and out[5][0] == 0 and out[6][1] == 0
+    assert om.complete_template_parts(grid, erase=True)[1] == (0,) * 10
+    with pytest.raises(ValueError):
+        om.complete_template_parts(g("000 010 000"))  # no multi-coloured template
+
+
+def test_recolour_by_nearest() -> None:
+    grid = g("1000002 1050002 1000502 1000002")
+    assert om.recolour_by_nearest(grid, (5, "manhattan", False)) == g("1000002 1010002 1000202 1000002")
+    with pytest.raises(ValueError):  # equidistant from both colours
+        om.recolour_by_nearest(g("10502"), (5, "manhattan", True))
+    assert om.recolour_by_nearest(g("1050002"), (5, "manhattan", True)) == g("1010002")
+    with pytest.raises(ValueError):
+        om.recolour_by_nearest(g("10502"), (5, "chebyshev", False))
+
+
+def test_project_markers() -> None:
+    grid = g("0030000 0000000 0088800 4088800 0000000 0000060")
+    out = om.project_markers(grid, 8)
+    assert out[2][2] == 3 and out[3][2] == 4
+    assert out[3][4] == 8 and out[5][5] == 6  # the 6 sees nothing in its row or column
+    with pytest.raises(ValueError):
+        om.project_markers(g("000 080 000"), 8)  # no marker
