@@ -9,9 +9,9 @@ role and properties, templates copied onto marks, and extractions of objects.
   marks under object centres, rim/core boxes inverted and grown;
 - templates: a multi-coloured template onto one-coloured objects of its shape or box, and onto marks that
   show part of it (rotated, reflected, scaled);
-- extraction: swap∘crop, largest objects' colours as columns, scale into a frame, the fullest frame, bars
-  stacked by length, the largest object's block pattern, objects gathered on their marker cell, two-piece
-  jigsaw, corner pieces assembled, per-colour boxes overlaid.
+- extraction: the largest object's block pattern, objects gathered on their marker cell, per-colour boxes
+  overlaid (the swap∘crop, scale-into-frame, fullest-frame, bars-by-length, largest-objects, corner-piece and
+  two-piece families live in :mod:`.partition`).
 
 Every family follows the battery's style: small primitives of a grid and a parameter tuple, the parameter
 fitted on every train pair (:func:`learn.fit`) and memoised in the sample's :class:`Context`; tables are
@@ -746,98 +746,6 @@ def align_learned(ctx: Context, grid: Grid) -> Grid:
 # small extractions
 
 
-def swap_all_two_colours(grid: Grid) -> Grid:
-    """Exchange the two colours of a grid that has exactly two (background included)."""
-    pal = dsl.palette(grid)
-    if len(pal) != 2:
-        raise ValueError("not two colours")
-    a, b = pal
-    return dsl.recolour(grid, {a: b, b: a})
-
-
-def largest_colours_columns(grid: Grid) -> Grid:
-    """One column per largest object (all objects tied at the largest size), left to right, as tall as that
-    size, in the object's colour."""
-    objs = objects(grid, True, False)
-    if not objs:
-        raise ValueError("no objects")
-    top = max(o.size for o in objs)
-    chosen = sorted((o for o in objs if o.size == top), key=lambda o: (o.box[1], o.box[0]))
-    return dsl.check(tuple(tuple(o.colour for o in chosen) for _ in range(top)))
-
-
-def _frames(grid: Grid) -> list[Obj]:
-    """One-coloured 4-connected objects that are exactly the outline of their box (at least 3×3)."""
-    return [
-        o
-        for o in objects(grid, True, False)
-        if o.height >= 3 and o.width >= 3 and o.size == 2 * (o.height + o.width) - 4
-    ]
-
-
-def scale_into_frame(grid: Grid) -> Grid:
-    """The only frame, cropped, with everything else (cropped to its box) scaled up to fill its inside."""
-    frames = _frames(grid)
-    if len(frames) != 1:
-        raise ValueError("not one frame")
-    frame = frames[0]
-    bg = background(grid)
-    own = {(r, c) for r, c, _ in frame.cells}
-    rest = tuple(tuple(v if (r, c) not in own else bg for c, v in enumerate(row)) for r, row in enumerate(grid))
-    box = dsl.bbox(rest, bg)
-    if box is None:
-        raise ValueError("nothing to scale")
-    content = dsl.crop(rest, *box)
-    ch, cw = shape(content)
-    ih, iw = frame.height - 2, frame.width - 2
-    if ih % ch or iw % cw or ih // ch != iw // cw:
-        raise ValueError("does not fit")
-    out = [list(row) for row in dsl.crop(grid, *frame.box)]
-    big = dsl.upscale(content, ih // ch)
-    for r, row in enumerate(big):
-        out[r + 1][1 : 1 + iw] = row
-    return tuple(tuple(row) for row in out)
-
-
-def crop_frame_most_inside(grid: Grid) -> Grid:
-    """The frame holding the most cells of another colour, cropped, all its cells in that one colour."""
-    frames = _frames(grid)
-    bg = background(grid)
-    scored = []
-    for f in frames:
-        top, left, bottom, right = f.box
-        inside = Counter(
-            v for row in grid[top + 1 : bottom] for v in row[left + 1 : right] if v != bg and v != f.colour
-        )
-        if len(inside) == 1:
-            ((colour, n),) = inside.items()
-            scored.append((n, colour, f))
-    scored.sort(key=lambda t: -t[0])
-    if not scored or (len(scored) > 1 and scored[0][0] == scored[1][0]):
-        raise ValueError("no single fullest frame")
-    _, colour, f = scored[0]
-    return tuple(tuple(colour if v != bg else v for v in row) for row in dsl.crop(grid, *f.box))
-
-
-def stack_by_size(grid: Grid) -> Grid:
-    """Horizontal one-coloured bars sorted by length and stacked against the bottom-right (on the widest
-    bar when it spans the grid), the longest lowest."""
-    objs = objects(grid, True, False)
-    h, w = shape(grid)
-    bg = background(grid)
-    if not objs or any(o.height != 1 or not o.is_rectangle() for o in objs) or len(objs) > h:
-        raise ValueError("not horizontal bars")
-    ranked = sorted(objs, key=lambda o: (-o.size, o.colour))
-    if len({o.size for o in objs}) != len(objs):
-        raise ValueError("tied lengths")
-    rows = [[bg] * w for _ in range(h)]
-    for k, o in enumerate(ranked):
-        r = h - 1 - k
-        for c in range(w - o.size, w):
-            rows[r][c] = o.colour
-    return tuple(tuple(row) for row in rows)
-
-
 def largest_object_pattern(grid: Grid, out_shape: tuple[int, int]) -> Grid:
     """The largest object's blocky pattern: its box (the object alone) scaled down to ``out_shape`` by block
     majority, painted in the grid's other foreground colour (the noise that the object is drawn among)."""
@@ -1168,35 +1076,6 @@ def stretch_box_to_marker(grid: Grid) -> Grid:
     return tuple(tuple(row) for row in rows)
 
 
-def assemble_corners(grid: Grid) -> Grid:
-    """Four same-sized pieces, each its box with one corner cell missing, put together into one box: the
-    missing corner of each piece points to the middle."""
-    bg = background(grid)
-    pieces = objects(grid, True, True)
-    if len(pieces) != 4:
-        raise ValueError("not four pieces")
-    size = {(o.height, o.width) for o in pieces}
-    if len(size) != 1:
-        raise ValueError("pieces differ in size")
-    ph, pw = size.pop()
-    out = [[bg] * (2 * pw) for _ in range(2 * ph)]
-    seen = set()
-    for o in pieces:
-        g = o.as_grid(bg)
-        empty = [(r, c) for r, c in ((0, 0), (0, pw - 1), (ph - 1, 0), (ph - 1, pw - 1)) if g[r][c] == bg]
-        if len(empty) != 1:
-            raise ValueError("not an L")
-        er, ec = empty[0]
-        quadrant = (0 if er else 1, 0 if ec else 1)  # the missing corner points inward
-        if quadrant in seen:
-            raise ValueError("two pieces for one corner")
-        seen.add(quadrant)
-        for r in range(ph):
-            for c in range(pw):
-                out[quadrant[0] * ph + r][quadrant[1] * pw + c] = g[r][c]
-    return tuple(tuple(row) for row in out)
-
-
 def mirror_at_marker_side(grid: Grid, new_bg: int) -> Grid:
     """One two-coloured object: its main colour is reflected across the side where its marker cells (the
     minor colour) sit, the markers taking the main colour; the background becomes ``new_bg``."""
@@ -1253,34 +1132,6 @@ def mark_centres_on_border(grid: Grid, params: tuple[int, str]) -> Grid:
             r, c = (top + bottom) // 2, (0 if side == "left" else w - 1)
         rows[r][c] = colour
     return tuple(tuple(row) for row in rows)
-
-
-def two_piece_jigsaw(grid: Grid) -> Grid:
-    """The rectangle two objects fill exactly when one is shifted against the other (one way only)."""
-    pieces = objects(grid, True, True)
-    if len(pieces) != 2:
-        raise ValueError("not two pieces")
-    a, b = pieces
-    if a.size + b.size > 100:
-        raise ValueError("pieces too large")
-    acells = {(r - a.box[0], c - a.box[1]): v for r, c, v in a.cells}
-    bcells = [(r - b.box[0], c - b.box[1], v) for r, c, v in b.cells]
-    found = []
-    for dy in range(-b.height, a.height + 1):
-        for dx in range(-b.width, a.width + 1):
-            cells = dict(acells)
-            if any((r + dy, c + dx) in cells for r, c, _ in bcells):
-                continue
-            cells.update({(r + dy, c + dx): v for r, c, v in bcells})
-            top, left = min(r for r, _ in cells), min(c for _, c in cells)
-            bottom, right = max(r for r, _ in cells), max(c for _, c in cells)
-            if (bottom - top + 1) * (right - left + 1) == len(cells):
-                found.append(
-                    tuple(tuple(cells[(r, c)] for c in range(left, right + 1)) for r in range(top, bottom + 1))
-                )
-    if len(set(found)) != 1:
-        raise ValueError("no single fit")
-    return found[0]
 
 
 def pixels_into_block(grid: Grid) -> Grid:
@@ -1635,22 +1486,15 @@ def add_object_families(reg: Registry) -> None:
         suffix = "_move" if erase else ""
         reg.add(f"obj_stamp_template_same_shape{suffix}", lambda ctx, g, e=erase: stamp_template(g, e))
         reg.add(f"obj_stamp_template_same_box{suffix}", lambda ctx, g, e=erase: stamp_bbox_template(g, e))
-    reg.add("obj_swap_two_colours∘crop_content", lambda ctx, g: swap_all_two_colours(dsl.crop_to_content(g)))
-    reg.add("obj_largest_colours_columns", lambda ctx, g: largest_colours_columns(g))
     reg.add("obj_recolour_like_reference_learned", recolour_like_reference_learned)
     reg.add("obj_region_table_learned", region_table_learned)
     reg.add("obj_align_to_reference_learned", align_learned)
-    reg.add("obj_scale_into_frame", lambda ctx, g: scale_into_frame(g))
-    reg.add("obj_crop_frame_most_inside", lambda ctx, g: crop_frame_most_inside(g))
-    reg.add("obj_stack_bars_by_length", lambda ctx, g: stack_by_size(g))
     reg.add("obj_largest_object_pattern_learned", largest_pattern_learned)
     reg.add("obj_gather_on_marker_learned", gather_learned)
     reg.add("obj_mirror_across_anchor_learned", mirror_across_anchor_learned)
     reg.add("obj_stamp_template_on_marks_learned", stamp_on_markers_learned)
     reg.add("obj_mirror_around_centre_object", lambda ctx, g: mirror_around_centre_object(g))
     reg.add("obj_stretch_box_to_marker", lambda ctx, g: stretch_box_to_marker(g))
-    reg.add("obj_assemble_corner_pieces", lambda ctx, g: assemble_corners(g))
-    reg.add("obj_two_piece_jigsaw", lambda ctx, g: two_piece_jigsaw(g))
     reg.add("obj_pixels_into_block_corners", lambda ctx, g: pixels_into_block(g))
     reg.add(
         "obj_slide_to_wall_with_bar_learned",

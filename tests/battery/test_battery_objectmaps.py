@@ -157,14 +157,6 @@ def test_region_next_to_colour() -> None:
     assert om._region_keys(grid, "next_to_4") == [False] * len(keys)
 
 
-def test_swap_and_largest_columns() -> None:
-    assert om.swap_all_two_colours(g("112 121")) == g("221 212")
-    with pytest.raises(ValueError):
-        om.swap_all_two_colours(g("123"))
-    grid = g("0000000 1100330 0000000 0200000")
-    assert om.largest_colours_columns(grid) == g("13 13")
-
-
 def test_keep_rarest_colour() -> None:
     grid = g("1100 0233 0110")
     assert om.keep_selected("rarest_colour")(grid) == g("0000 0200 0000")
@@ -184,27 +176,6 @@ def test_align_rows_and_centre() -> None:
     corners = g("3000003 0000000 2220000 0000000 0000000 0000000 3000003")
     out = om.align_to_reference(corners, (3, "centre"))
     assert out[3] == (0, 0, 2, 2, 2, 0, 0) and out[2] == (0,) * 7
-
-
-def test_scale_into_frame() -> None:
-    grid = g("00000000 02222000 02002000 02002000 02222000 00000000 00000010 00000000")
-    assert om.scale_into_frame(grid) == g("2222 2112 2112 2222")
-    with pytest.raises(ValueError):
-        om.scale_into_frame(g("000 010 000"))  # no frame
-
-
-def test_crop_frame_most_inside() -> None:
-    with pytest.raises(ValueError):
-        om.crop_frame_most_inside(g("2220 2020 2220"))  # nothing inside
-    grid2 = g("2222033333 2402030403 2222034043 0000033333")
-    assert om.crop_frame_most_inside(grid2) == g("44444 40404 44044 44444")
-
-
-def test_stack_by_size() -> None:
-    grid = g("0110 0000 3330 0000 2000")
-    assert om.stack_by_size(grid) == g("0000 0000 0002 0011 0333")
-    with pytest.raises(ValueError):
-        om.stack_by_size(g("110 000 220"))  # tied lengths
 
 
 def test_largest_object_pattern() -> None:
@@ -266,15 +237,6 @@ def test_stretch_box_to_marker() -> None:
         om.stretch_box_to_marker(g("000 010 000"))
 
 
-def test_assemble_corners() -> None:
-    grid = g("11000 10000 00000 02203 00203 00033")
-    # pieces: 1 (missing bottom-right) top-left, 2 (missing bottom-left) top-right, 3 (missing top-left)
-    with pytest.raises(ValueError):
-        om.assemble_corners(grid)  # three pieces only
-    four = g("110220 100020 000000 400003 440033")
-    assert om.assemble_corners(four) == g("1122 1002 4003 4433")
-
-
 def test_mirror_at_marker_side() -> None:
     grid = g("000000 044200 000000")
     # the 2 marks the right side: the 4s are mirrored there, the background becomes 3
@@ -288,14 +250,6 @@ def test_mark_centres_on_border() -> None:
     assert om.mark_centres_on_border(grid, (4, "bottom")) == g("0000000 0111000 0101000 0040000")
     with pytest.raises(ValueError):
         om.mark_centres_on_border(g("0110 0000"), (4, "bottom"))  # even width: no middle column
-
-
-def test_two_piece_jigsaw() -> None:
-    assert om.two_piece_jigsaw(g("0000 0330 0300 0000 0007")) == g("33 37")
-    with pytest.raises(ValueError):  # fits two ways: 33/37/77 and 337/377
-        om.two_piece_jigsaw(g("0000000 0330000 0300000 0000007 0000077"))
-    with pytest.raises(ValueError):
-        om.two_piece_jigsaw(g("100 000 002 000 003"))
 
 
 def test_pixels_into_block() -> None:
