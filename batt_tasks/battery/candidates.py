@@ -17,6 +17,7 @@ from typing import Any
 
 from batt_tasks.battery import dsl, features, learn, rules
 from batt_tasks.battery.completion import add_completion_families
+from batt_tasks.battery.conjugate import add_conjugate_families
 from batt_tasks.battery.dsl import Grid, GridFn, background, shape
 from batt_tasks.battery.learn import Context, NotLearned
 from batt_tasks.battery.objectmaps import add_object_families
@@ -986,6 +987,7 @@ def build() -> tuple[Candidate, ...]:
     add_partition_families(reg)
     add_completion_families(reg)
     add_object_families(reg)
+    add_conjugate_families(reg)
     return tuple(reg.items)
 
 
