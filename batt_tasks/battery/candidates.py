@@ -45,7 +45,7 @@ class Registry:
         """Register ``fn`` under ``cid`` (ids must be unique)."""
         if cid in self.by_id:
             raise ValueError(f"duplicate candidate id {cid!r}")
-        cand = Candidate(cid, fn)
+        cand = Candidate(cid, refuse_identity(fn))
         self.items.append(cand)
         self.by_id[cid] = cand
 
@@ -54,11 +54,54 @@ class Registry:
         self.add(cid, lambda ctx, grid: fn(grid))
 
 
-def compose(post: CandidateFn, pre: CandidateFn, pre_key: str) -> CandidateFn:
-    """``post∘pre``: ``post`` runs on ``pre``'s output and learns from the train inputs mapped through ``pre``."""
+def refuse_identity(fn: CandidateFn) -> CandidateFn:
+    """``fn``, except that it has no output when it returns its input unchanged while every train pair changes
+    its grid (a no-op cannot be the answer of such a task; it would only take an attempt from the others)."""
 
     def run(ctx: Context, grid: Grid) -> Grid:
-        return post(ctx.through(pre_key, pre), pre(ctx, grid))
+        out = fn(ctx, grid)
+        if out == grid and ctx.memo("all_pairs_change", lambda: bool(ctx.S) and all(i != o for i, o in ctx.S)):
+            raise NotLearned("the input unchanged, and every train pair changes its grid")
+        return out
+
+    return run
+
+
+def _pre_unexercised(ctx: Context, pre_key: str, pre: CandidateFn, grid: Grid, pre_out: Grid) -> bool:
+    """Whether the pre-step ``pre`` left every train input unchanged but changes the sample: the composition
+    was then only ever checked as its post-step alone, and nothing supports what the pre-step does here
+    (e.g. a crop to the largest object that was the whole grid in every train input)."""
+    if pre_out == grid:
+        return False
+
+    def idle() -> bool:
+        return bool(ctx.S) and all(pre(ctx, i) == i for i, _ in ctx.S)
+
+    return ctx.memo(("pre_idle", pre_key), idle)
+
+
+def compose(post: CandidateFn, pre: CandidateFn, pre_key: str) -> CandidateFn:
+    """``post∘pre``: ``post`` runs on ``pre``'s output and learns from the train inputs mapped through ``pre``.
+    No output when ``pre`` is a no-op on every train input but not on the sample (:func:`_pre_unexercised`)."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        inner = ctx.through(pre_key, pre)
+        pre_out = pre(ctx, grid)
+        if pre_out != grid and all(pi == i for (pi, _), (i, _) in zip(inner.S, ctx.S, strict=True)):
+            raise NotLearned(f"{pre_key} never changed a train input")
+        return post(inner, pre_out)
+
+    return run
+
+
+def plain_after(post: GridFn, pre: GridFn, pre_key: str) -> CandidateFn:
+    """``post∘pre`` for parameterless steps, with the same refusal as :func:`compose`."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        pre_out = pre(grid)
+        if _pre_unexercised(ctx, pre_key, lambda c, g: pre(g), grid, pre_out):
+            raise NotLearned(f"{pre_key} never changed a train input")
+        return post(pre_out)
 
     return run
 
@@ -68,8 +111,12 @@ def compose(post: CandidateFn, pre: CandidateFn, pre_key: str) -> CandidateFn:
 
 
 def colormap_learned(ctx: Context, grid: Grid) -> Grid:
-    """Recolour through the cell-wise colour map every train pair agrees on."""
-    return dsl.recolour(grid, ctx.need("colour_map", lambda: learn.learn_colour_map(ctx.S)))
+    """Recolour through the cell-wise colour map every train pair agrees on; no output when the sample has a
+    colour the train inputs never showed (the map says nothing about it)."""
+    mapping = ctx.need("colour_map", lambda: learn.learn_colour_map(ctx.S))
+    if any(v not in mapping for row in grid for v in row):
+        raise NotLearned("a colour the colour map has not seen")
+    return dsl.recolour(grid, mapping)
 
 
 def upscale_learned(ctx: Context, grid: Grid) -> Grid:
@@ -969,8 +1016,9 @@ def build() -> tuple[Candidate, ...]:
     for name in ("rot90", "rot180", "rot270", "flip_h", "flip_v", "transpose"):
         fn = geo[name]
         for sel in ("largest", "smallest", "unique_colour", "unique_shape"):
-            reg.plain(
-                f"{name}∘crop_{sel}_object_multi_c8", lambda g, fn=fn, s=sel: fn(crop_object(s, "multi_c8", False)(g))
+            reg.add(
+                f"{name}∘crop_{sel}_object_multi_c8",
+                plain_after(fn, crop_object(sel, "multi_c8", False), f"crop_{sel}_object_multi_c8"),
             )
         reg.plain(f"mirror_4∘{name}", lambda g, fn=fn: mirror_quad(fn(g)))
         reg.plain(f"upscale_2x∘{name}", lambda g, fn=fn: dsl.upscale(fn(g), 2))
