@@ -45,7 +45,8 @@ class Registry:
         """Register ``fn`` under ``cid`` (ids must be unique)."""
         if cid in self.by_id:
             raise ValueError(f"duplicate candidate id {cid!r}")
-        cand = Candidate(cid, refuse_identity(fn))
+        # the identity candidate itself stays: its cell_diff is the diff pass's reference
+        cand = Candidate(cid, fn if cid == "identity" else refuse_identity(fn))
         self.items.append(cand)
         self.by_id[cid] = cand
 
