@@ -504,10 +504,26 @@ def crop_object_learned(ctx: Context, grid: Grid) -> Grid:
                     continue
                 if all((obj.height, obj.width) == shape(o) for obj, (_, o) in zip(picked, ctx.S, strict=True)):
                     options.extend([(sel, kind, False), (sel, kind, True)])
-        return learn.fit(ctx.S, options, lambda i, p: crop_object(*p)(i))
+        fitting = []
+        for option in options:
+            if learn.fit(ctx.S, [option], lambda i, p: crop_object(*p)(i)) is not None:
+                fitting.append(option)
+        return tuple(fitting) or None
 
-    choice = ctx.need("crop_selector", learn_choice)
-    return crop_object(*choice)(grid)
+    choices = ctx.need("crop_selectors", learn_choice)
+    # every selector that explains the pairs must pick the same crop here: ambiguity means no answer
+    outputs = []
+    for choice in choices[:MAX_CROP_CHOICES]:
+        try:
+            outputs.append(crop_object(*choice)(grid))
+        except ValueError:
+            continue
+    if not outputs or any(out != outputs[0] for out in outputs[1:]):
+        raise NotLearned("the fitting selectors disagree on this input")
+    return outputs[0]
+
+
+MAX_CROP_CHOICES = 24  #: fitting crop selectors compared on the sample, at most
 
 
 def recolour_selected_learned(sel: str, kind: str) -> CandidateFn:
@@ -1038,6 +1054,19 @@ def build() -> tuple[Candidate, ...]:
     return tuple(reg.items)
 
 
+def seen_colours_only(fn: CandidateFn) -> CandidateFn:
+    """``fn``, with no output on a sample that has a colour no train input has: a per-colour table learned
+    from the pairs says nothing about it."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        seen = ctx.memo("input_colours", lambda: frozenset(v for i, _ in ctx.S for row in i for v in row))
+        if any(v not in seen for row in grid for v in row):
+            raise NotLearned("a colour no train input has")
+        return fn(ctx, grid)
+
+    return run
+
+
 def _learned(
     key: str, learner: Callable[[tuple[learn.Pair, ...]], object], apply: Callable[[Grid, Any], Grid]
 ) -> CandidateFn:
@@ -1051,7 +1080,7 @@ def _learned(
 
 def add_rule_families(reg: Registry) -> None:
     """The families of :mod:`batt_tasks.battery.rules` and a few more compositions."""
-    reg.add("rays_learned", _learned("rays", rules.learn_rays, rules.apply_rays))
+    reg.add("rays_learned", seen_colours_only(_learned("rays", rules.learn_rays, rules.apply_rays)))
     reg.add("stamps_learned", _learned("stamps", rules.learn_stamps, rules.apply_stamps))
     reg.add("colormap_by_role_learned", _learned("role_map", rules.learn_role_map, rules.apply_role_map))
     for axis in ("h", "v"):

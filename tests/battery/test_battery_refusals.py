@@ -149,3 +149,14 @@ def test_pick_unambiguous_prefers_the_cells_own_colour_on_ties() -> None:
     assert features.pick_unambiguous([first, rival]) == first[0]
     assert features.pick_unambiguous([rival, first]) is None  # the rival first: colour is simpler and disagrees
     assert features.pick_unambiguous([]) is None
+
+
+def test_rays_candidate_refuses_unseen_colours() -> None:
+    S = (
+        (((3, 0, 0), (0, 0, 0)), ((3, 3, 3), (0, 0, 0))),
+        (((0, 0, 0), (3, 0, 0)), ((0, 0, 0), (3, 3, 3))),
+    )
+    cand = BY_ID["rays_learned"].fn
+    assert cand(Context("t", S, ((3, 0, 0),)), ((3, 0, 0),)) == ((3, 3, 3),)
+    with pytest.raises(NotLearned):  # colour 8 never appeared in a train input
+        cand(Context("t", S, ((3, 0, 8),)), ((3, 0, 8),))
