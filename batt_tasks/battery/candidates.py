@@ -113,10 +113,11 @@ def plain_after(post: GridFn, pre: GridFn, pre_key: str) -> CandidateFn:
 
 def colormap_learned(ctx: Context, grid: Grid) -> Grid:
     """Recolour through the cell-wise colour map every train pair agrees on; no output when the sample has a
-    colour the train inputs never showed (the map says nothing about it)."""
+    colour the train inputs showed in fewer than two cells (one cell is no evidence for a map entry)."""
     mapping = ctx.need("colour_map", lambda: learn.learn_colour_map(ctx.S))
-    if any(v not in mapping for row in grid for v in row):
-        raise NotLearned("a colour the colour map has not seen")
+    support = ctx.memo("colour_map_support", lambda: Counter(v for i, _ in ctx.S for row in i for v in row))
+    if any(support[v] < 2 for row in grid for v in row):
+        raise NotLearned("a colour the colour map has seen in fewer than two cells")
     return dsl.recolour(grid, mapping)
 
 

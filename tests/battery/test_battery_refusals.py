@@ -160,3 +160,11 @@ def test_rays_candidate_refuses_unseen_colours() -> None:
     assert cand(Context("t", S, ((3, 0, 0),)), ((3, 0, 0),)) == ((3, 3, 3),)
     with pytest.raises(NotLearned):  # colour 8 never appeared in a train input
         cand(Context("t", S, ((3, 0, 8),)), ((3, 0, 8),))
+
+
+def test_colour_map_needs_two_cells_of_evidence() -> None:
+    # 1×1 pairs: each map entry rests on one cell, so the map answers for no colour seen only once
+    S = ((((2,),), ((5,),)), (((3,),), ((3,),)), (((2,),), ((5,),)))
+    assert colormap_learned(Context("t", S, ((2,),)), ((2,),)) == ((5,),)
+    with pytest.raises(NotLearned):
+        colormap_learned(Context("t", S, ((3,),)), ((3,),))
