@@ -92,7 +92,7 @@ def test_plain_after_refuses_idle_pre_step() -> None:
 
 
 def test_colour_map_refuses_unseen_colours() -> None:
-    S = ((((1, 2),), ((2, 1),)), (((2, 2),), ((1, 1),)))
+    S = ((((1, 2),), ((2, 1),)), (((2, 1),), ((1, 2),)))
     assert colormap_learned(Context("t", S, ((2, 1),)), ((2, 1),)) == ((1, 2),)
     with pytest.raises(NotLearned):
         colormap_learned(Context("t", S, ((1, 7),)), ((1, 7),))
