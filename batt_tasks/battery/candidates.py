@@ -46,7 +46,8 @@ class Registry:
         """Register ``fn`` under ``cid`` (ids must be unique)."""
         if cid in self.by_id:
             raise ValueError(f"duplicate candidate id {cid!r}")
-        cand = Candidate(cid, fn)
+        # the identity candidate itself stays: its cell_diff is the diff pass's reference
+        cand = Candidate(cid, fn if cid == "identity" else refuse_identity(fn))
         self.items.append(cand)
         self.by_id[cid] = cand
 
@@ -55,11 +56,54 @@ class Registry:
         self.add(cid, lambda ctx, grid: fn(grid))
 
 
-def compose(post: CandidateFn, pre: CandidateFn, pre_key: str) -> CandidateFn:
-    """``post∘pre``: ``post`` runs on ``pre``'s output and learns from the train inputs mapped through ``pre``."""
+def refuse_identity(fn: CandidateFn) -> CandidateFn:
+    """``fn``, except that it has no output when it returns its input unchanged while every train pair changes
+    its grid (a no-op cannot be the answer of such a task; it would only take an attempt from the others)."""
 
     def run(ctx: Context, grid: Grid) -> Grid:
-        return post(ctx.through(pre_key, pre), pre(ctx, grid))
+        out = fn(ctx, grid)
+        if out == grid and ctx.memo("all_pairs_change", lambda: bool(ctx.S) and all(i != o for i, o in ctx.S)):
+            raise NotLearned("the input unchanged, and every train pair changes its grid")
+        return out
+
+    return run
+
+
+def _pre_unexercised(ctx: Context, pre_key: str, pre: CandidateFn, grid: Grid, pre_out: Grid) -> bool:
+    """Whether the pre-step ``pre`` left every train input unchanged but changes the sample: the composition
+    was then only ever checked as its post-step alone, and nothing supports what the pre-step does here
+    (e.g. a crop to the largest object that was the whole grid in every train input)."""
+    if pre_out == grid:
+        return False
+
+    def idle() -> bool:
+        return bool(ctx.S) and all(pre(ctx, i) == i for i, _ in ctx.S)
+
+    return ctx.memo(("pre_idle", pre_key), idle)
+
+
+def compose(post: CandidateFn, pre: CandidateFn, pre_key: str) -> CandidateFn:
+    """``post∘pre``: ``post`` runs on ``pre``'s output and learns from the train inputs mapped through ``pre``.
+    No output when ``pre`` is a no-op on every train input but not on the sample (:func:`_pre_unexercised`)."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        inner = ctx.through(pre_key, pre)
+        pre_out = pre(ctx, grid)
+        if pre_out != grid and all(pi == i for (pi, _), (i, _) in zip(inner.S, ctx.S, strict=True)):
+            raise NotLearned(f"{pre_key} never changed a train input")
+        return post(inner, pre_out)
+
+    return run
+
+
+def plain_after(post: GridFn, pre: GridFn, pre_key: str) -> CandidateFn:
+    """``post∘pre`` for parameterless steps, with the same refusal as :func:`compose`."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        pre_out = pre(grid)
+        if _pre_unexercised(ctx, pre_key, lambda c, g: pre(g), grid, pre_out):
+            raise NotLearned(f"{pre_key} never changed a train input")
+        return post(pre_out)
 
     return run
 
@@ -69,8 +113,13 @@ def compose(post: CandidateFn, pre: CandidateFn, pre_key: str) -> CandidateFn:
 
 
 def colormap_learned(ctx: Context, grid: Grid) -> Grid:
-    """Recolour through the cell-wise colour map every train pair agrees on."""
-    return dsl.recolour(grid, ctx.need("colour_map", lambda: learn.learn_colour_map(ctx.S)))
+    """Recolour through the cell-wise colour map every train pair agrees on; no output when the sample has a
+    colour the train inputs showed in fewer than two cells (one cell is no evidence for a map entry)."""
+    mapping = ctx.need("colour_map", lambda: learn.learn_colour_map(ctx.S))
+    support = ctx.memo("colour_map_support", lambda: Counter(v for i, _ in ctx.S for row in i for v in row))
+    if any(support[v] < 2 for row in grid for v in row):
+        raise NotLearned("a colour the colour map has seen in fewer than two cells")
+    return dsl.recolour(grid, mapping)
 
 
 def upscale_learned(ctx: Context, grid: Grid) -> Grid:
@@ -457,10 +506,26 @@ def crop_object_learned(ctx: Context, grid: Grid) -> Grid:
                     continue
                 if all((obj.height, obj.width) == shape(o) for obj, (_, o) in zip(picked, ctx.S, strict=True)):
                     options.extend([(sel, kind, False), (sel, kind, True)])
-        return learn.fit(ctx.S, options, lambda i, p: crop_object(*p)(i))
+        fitting = []
+        for option in options:
+            if learn.fit(ctx.S, [option], lambda i, p: crop_object(*p)(i)) is not None:
+                fitting.append(option)
+        return tuple(fitting) or None
 
-    choice = ctx.need("crop_selector", learn_choice)
-    return crop_object(*choice)(grid)
+    choices = ctx.need("crop_selectors", learn_choice)
+    # every selector that explains the pairs must pick the same crop here: ambiguity means no answer
+    outputs = []
+    for choice in choices[:MAX_CROP_CHOICES]:
+        try:
+            outputs.append(crop_object(*choice)(grid))
+        except ValueError:
+            continue
+    if not outputs or any(out != outputs[0] for out in outputs[1:]):
+        raise NotLearned("the fitting selectors disagree on this input")
+    return outputs[0]
+
+
+MAX_CROP_CHOICES = 24  #: fitting crop selectors compared on the sample, at most
 
 
 def recolour_selected_learned(sel: str, kind: str) -> CandidateFn:
@@ -970,8 +1035,9 @@ def build() -> tuple[Candidate, ...]:
     for name in ("rot90", "rot180", "rot270", "flip_h", "flip_v", "transpose"):
         fn = geo[name]
         for sel in ("largest", "smallest", "unique_colour", "unique_shape"):
-            reg.plain(
-                f"{name}∘crop_{sel}_object_multi_c8", lambda g, fn=fn, s=sel: fn(crop_object(s, "multi_c8", False)(g))
+            reg.add(
+                f"{name}∘crop_{sel}_object_multi_c8",
+                plain_after(fn, crop_object(sel, "multi_c8", False), f"crop_{sel}_object_multi_c8"),
             )
         reg.plain(f"mirror_4∘{name}", lambda g, fn=fn: mirror_quad(fn(g)))
         reg.plain(f"upscale_2x∘{name}", lambda g, fn=fn: dsl.upscale(fn(g), 2))
@@ -991,6 +1057,19 @@ def build() -> tuple[Candidate, ...]:
     return tuple(reg.items)
 
 
+def seen_colours_only(fn: CandidateFn) -> CandidateFn:
+    """``fn``, with no output on a sample that has a colour no train input has: a per-colour table learned
+    from the pairs says nothing about it."""
+
+    def run(ctx: Context, grid: Grid) -> Grid:
+        seen = ctx.memo("input_colours", lambda: frozenset(v for i, _ in ctx.S for row in i for v in row))
+        if any(v not in seen for row in grid for v in row):
+            raise NotLearned("a colour no train input has")
+        return fn(ctx, grid)
+
+    return run
+
+
 def _learned(
     key: str, learner: Callable[[tuple[learn.Pair, ...]], object], apply: Callable[[Grid, Any], Grid]
 ) -> CandidateFn:
@@ -1004,7 +1083,7 @@ def _learned(
 
 def add_rule_families(reg: Registry) -> None:
     """The families of :mod:`batt_tasks.battery.rules` and a few more compositions."""
-    reg.add("rays_learned", _learned("rays", rules.learn_rays, rules.apply_rays))
+    reg.add("rays_learned", seen_colours_only(_learned("rays", rules.learn_rays, rules.apply_rays)))
     reg.add("stamps_learned", _learned("stamps", rules.learn_stamps, rules.apply_stamps))
     reg.add("colormap_by_role_learned", _learned("role_map", rules.learn_role_map, rules.apply_role_map))
     for axis in ("h", "v"):

@@ -29,6 +29,7 @@ NONE = 10  #: feature value for "no colour" (outside the grid, no cell along a r
 CLIP = 12  #: counts and sizes are clipped to 0..CLIP-1
 MAX_TRIES = 1500  #: subsets checked per learning, at most
 MAX_BINS = 1 << 20  #: a subset whose key space is larger than this is skipped
+MAX_RIVALS = 24  #: agreeing subsets of the smallest size compared with the first fit, at most
 
 _RAYS = {
     "up": (-1, 0),
@@ -433,7 +434,13 @@ def search(
 ) -> FeatureTable | None:
     """The first feature subset (features in ``train``'s order) whose values determine ``out`` and (with
     ``cover``) whose value combinations in ``test`` all occur in ``train``; ``changed`` are the cells tried
-    first (where the output differs from the input), which rejects most subsets cheaply."""
+    first (where the output differs from the input), which rejects most subsets cheaply.
+
+    Ambiguity means no answer: every single feature or pair of the smallest fitting size is found (up to
+    :data:`MAX_RIVALS`; triples are only searched partially, so the first by priority is kept), and when
+    another one at least as simple as the first (:func:`pick_unambiguous`) predicts other colours on
+    ``test`` the result is None — a table keyed on features that merely happen to
+    separate the few train cells is not trusted."""
     names = [n for n in train if n in test]
     nout = int(out.max()) + 1
     # drop features that repeat an earlier one on every grid (same partition of the cells)
@@ -452,10 +459,13 @@ def search(
     out_few = out[few]
     few_values = {n: train[n][few] for n in kept}
     tries = 0
+    fits: list[tuple[FeatureTable, np.ndarray]] = []
     for prefix, lasts in _subset_groups(kept):
+        if fits and len(prefix) + 1 > len(fits[0][0][0]):
+            break  # every subset as small as the first fit has been looked at
         tries += len(lasts)
         if tries > MAX_TRIES:
-            return None
+            break
         # the cheap check for the whole group at once: keys of the prefix, then each last feature
         key = np.zeros(len(few), dtype=np.int64)
         for n in prefix:
@@ -463,10 +473,31 @@ def search(
         keys = key[None, :] * 32 + np.stack([few_values[n] for n in lasts])
         passed = _consistent_rows(keys, out_few)
         for last in [n for n, ok in zip(lasts, passed.tolist(), strict=True) if ok]:
-            table = _full_check((*prefix, last), train, test, out, size, nout, cover)
-            if table is not None:
-                return table
-    return None
+            fitted = _full_check((*prefix, last), train, test, out, size, nout, cover)
+            if fitted is not None and len(prefix) >= 2:
+                return fitted[0]  # triples are searched partially (pools, tries): the first by priority
+            if fitted is not None and len(fits) < MAX_RIVALS:
+                fits.append(fitted)
+    return pick_unambiguous(fits)
+
+
+def _simplicity(fit: tuple[FeatureTable, np.ndarray]) -> tuple[int, int, int]:
+    """Lower is simpler: table entries, then sample cells the table has not seen, then whether the cell's own
+    colour is not among the features."""
+    (subset, mapping), predicted = fit
+    return len(mapping), int((predicted < 0).sum()), int("colour" not in subset)
+
+
+def pick_unambiguous(fits: list[tuple[FeatureTable, np.ndarray]]) -> FeatureTable | None:
+    """The first of several fitting tables (by feature priority), or None when another table at least as
+    simple (:func:`_simplicity`) predicts different colours on the sample: ambiguity means no answer."""
+    if not fits:
+        return None
+    first = fits[0]
+    bound = _simplicity(first)
+    if any(_simplicity(f) <= bound and not np.array_equal(first[1], f[1]) for f in fits[1:]):
+        return None
+    return first[0]
 
 
 def _full_check(
@@ -477,8 +508,9 @@ def _full_check(
     size: dict[str, int],
     nout: int,
     cover: bool = True,
-) -> FeatureTable | None:
-    """The table of ``subset`` when it determines ``out`` on every cell and covers the test cells, else None."""
+) -> tuple[FeatureTable, np.ndarray] | None:
+    """The table of ``subset`` and its prediction on the test cells (-1: an unseen value combination) when
+    ``subset`` determines ``out`` on every cell and (with ``cover``) covers the test cells, else None."""
     bins = 1
     for n in subset:
         bins *= size[n]
@@ -495,7 +527,8 @@ def _full_check(
         return None
     outs = counts.argmax(axis=1)
     used = np.flatnonzero(per_key)
-    return subset, {_unkey(int(k), subset, size): int(outs[k]) for k in used.tolist()}
+    predicted = np.where(per_key[tkey] > 0, outs[tkey], -1)
+    return (subset, {_unkey(int(k), subset, size): int(outs[k]) for k in used.tolist()}), predicted
 
 
 def _consistent_rows(keys: np.ndarray, out: np.ndarray) -> np.ndarray:

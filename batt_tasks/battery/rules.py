@@ -32,7 +32,8 @@ def _ray(grid: Grid, r: int, c: int, dr: int, dc: int) -> list[tuple[int, int]]:
 
 def learn_rays(S: tuple[Pair, ...]) -> dict[int, tuple[tuple[int, int], ...]] | None:
     """For each input colour, the directions in which every cell of it casts a ray of its colour to the border
-    in every (same-shaped) output; None when no colour casts any ray."""
+    in every (same-shaped) output; None when no colour casts any ray. A direction whose rays never cross a
+    background cell is trivially satisfied and not learned."""
     if not S or any(shape(i) != shape(o) for i, o in S):
         return None
     colours = sorted({v for i, _ in S for row in i for v in row} - {background(i) for i, _ in S})
@@ -40,23 +41,24 @@ def learn_rays(S: tuple[Pair, ...]) -> dict[int, tuple[tuple[int, int], ...]] | 
     for colour in colours:
         dirs = []
         for dr, dc in RAY_STEPS:
-            seen = False
+            painted = 0  # background cells the rays of this colour and direction paint: the evidence
             ok = True
             for i, o in S:
                 bg = background(i)
                 for r, c, v in dsl.cells(i):
                     if v != colour:
                         continue
-                    seen = True
                     for rr, cc in _ray(i, r, c, dr, dc):
-                        if i[rr][cc] == bg and o[rr][cc] != colour:
-                            ok = False
-                            break
+                        if i[rr][cc] == bg:
+                            if o[rr][cc] != colour:
+                                ok = False
+                                break
+                            painted += 1
                     if not ok:
                         break
                 if not ok:
                     break
-            if ok and seen:
+            if ok and painted:
                 dirs.append((dr, dc))
         if dirs:
             table[colour] = tuple(dirs)

@@ -51,6 +51,9 @@ RULE_S: tuple[tuple[Grid, Grid], ...] = (
     (((1, 0, 1), (0, 0, 0), (0, 1, 1)), ((5, 0, 5), (0, 0, 0), (0, 1, 1))),
 )
 
+#: RULE_S with a pair that tells "isolated" from "one cell wide" (a vertical bar keeps its colour)
+RULE_S4 = (*RULE_S, (((0, 1, 0), (0, 1, 0), (0, 0, 1)), ((0, 1, 0), (0, 1, 0), (0, 0, 5))))
+
 
 def test_feature_table_learns_the_fewest_features_and_applies() -> None:
     sample: Grid = ((0, 0, 1), (1, 0, 0), (1, 0, 1))
@@ -109,7 +112,10 @@ def test_feature_candidates_learn_leave_one_out() -> None:
     by_id = {c.cid: c for c in CANDIDATES}
     cand = by_id["feature_table_learned"]
     first_in, first_out = RULE_S[0]
-    assert cand.fn(Context("t", RULE_S, first_in), first_in) == first_out
+    # a fourth pair rules out "objects one cell wide become 5", which the other two pairs alone allow
+    assert cand.fn(Context("t", RULE_S4, first_in), first_in) == first_out
+    with pytest.raises(ValueError):  # from the two other pairs alone the rule is ambiguous on this input
+        cand.fn(Context("t", RULE_S, first_in), first_in)
     lonely = RULE_S[:1]
     with pytest.raises(ValueError):
         cand.fn(Context("t", lonely, first_in), first_in)  # nothing left to learn from
@@ -140,7 +146,7 @@ def test_symmetrise_in_content_box_and_fullest_cells() -> None:
 
 
 def test_every_candidate_with_an_output_gets_a_differ_score() -> None:
-    S = RULE_S
+    S = RULE_S4
     sample, expected = RULE_S[1]
     o, s = batt("features_diff", S, sample, expected, None)
     scored = {cid for _, cid, did, _ in s if did == "cell_diff"}
