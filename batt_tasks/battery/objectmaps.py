@@ -181,6 +181,27 @@ def _mask_key(obj: Obj) -> tuple[int, int, tuple[tuple[int, int], ...]]:
     return obj.height, obj.width, obj.shape_key
 
 
+def _stamp_onto(grid: Grid, template: Obj, targets: list[Obj], erase_template: bool, clear_targets: bool) -> Grid:
+    """``template``'s cells copied onto each target, aligned at the boxes' top-left corners; the template's own
+    cells become background when ``erase_template``, each target's cells first when ``clear_targets``."""
+    if not targets:
+        raise ValueError("no targets")
+    rows = [list(row) for row in grid]
+    bg = background(grid)
+    if erase_template:
+        for r, c, _ in template.cells:
+            rows[r][c] = bg
+    top, left, _, _ = template.box
+    for obj in targets:
+        otop, oleft, _, _ = obj.box
+        if clear_targets:
+            for r, c, _ in obj.cells:
+                rows[r][c] = bg
+        for r, c, v in template.cells:
+            rows[r - top + otop][c - left + oleft] = v
+    return tuple(tuple(row) for row in rows)
+
+
 def stamp_template(grid: Grid, erase_template: bool) -> Grid:
     """Every object with the template's shape (colour-blind) gets the template's colours; the template is the
     only multi-coloured object (or, when all are one-coloured, the only object of a colour of its own)."""
@@ -198,19 +219,7 @@ def stamp_template(grid: Grid, erase_template: bool) -> Grid:
         template = lone[0]
     key = _mask_key(template)
     targets = [o for o in objs if o is not template and _mask_key(o) == key]
-    if not targets:
-        raise ValueError("no targets")
-    rows = [list(row) for row in grid]
-    bg = background(grid)
-    if erase_template:
-        for r, c, _ in template.cells:
-            rows[r][c] = bg
-    top, left, _, _ = template.box
-    for obj in targets:
-        otop, oleft, _, _ = obj.box
-        for r, c, v in template.cells:
-            rows[r - top + otop][c - left + oleft] = v
-    return tuple(tuple(row) for row in rows)
+    return _stamp_onto(grid, template, targets, erase_template, clear_targets=False)
 
 
 def stamp_bbox_template(grid: Grid, erase_template: bool) -> Grid:
@@ -229,21 +238,7 @@ def stamp_bbox_template(grid: Grid, erase_template: bool) -> Grid:
         and o.is_rectangle()
         and (o.height, o.width) == (template.height, template.width)
     ]
-    if not targets:
-        raise ValueError("no targets")
-    rows = [list(row) for row in grid]
-    bg = background(grid)
-    if erase_template:
-        for r, c, _ in template.cells:
-            rows[r][c] = bg
-    top, left, _, _ = template.box
-    for obj in targets:
-        otop, oleft, _, _ = obj.box
-        for r, c, _ in obj.cells:
-            rows[r][c] = bg
-        for r, c, v in template.cells:
-            rows[r - top + otop][c - left + oleft] = v
-    return tuple(tuple(row) for row in rows)
+    return _stamp_onto(grid, template, targets, erase_template, clear_targets=True)
 
 
 # ---------------------------------------------------------------------------------------------

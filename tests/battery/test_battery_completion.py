@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from battery_grids import g
 
 from batt_tasks.battery import CANDIDATES, completion, run_candidates
 from batt_tasks.battery.dsl import Grid
 from batt_tasks.battery.learn import Context
-
-
-def g(text: str) -> Grid:
-    """A grid from rows of digits separated by spaces: ``g("12 34")``."""
-    return tuple(tuple(int(ch) for ch in row) for row in text.split())
 
 
 def outputs(task_id: str, S: tuple[tuple[Grid, Grid], ...], grid: Grid) -> dict[str, Grid]:

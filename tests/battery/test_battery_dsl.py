@@ -6,11 +6,11 @@ cases (1×1, a single colour, a random 30×30): it returns a valid grid (or valu
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from battery_grids import FLAT, ONE, edge_cases, g
 
 from batt_tasks.battery import dsl
 from batt_tasks.battery.dsl import Grid
@@ -18,16 +18,8 @@ from batt_tasks.battery.objects import SELECTORS, keep_only, objects
 from batt_tasks.grids import as_grid
 
 G = ((1, 2, 3), (4, 5, 6))
-ONE: Grid = ((7,),)
-FLAT: Grid = ((3,) * 5,) * 5
-_rng = random.Random(1234)
-BIG: Grid = tuple(tuple(_rng.choice((0, 0, 0, 1, 2, 5)) for _ in range(30)) for _ in range(30))
-EDGE_CASES = {"1x1": ONE, "single_colour": FLAT, "30x30": BIG}
-
-
-def g(text: str) -> Grid:
-    """A grid from rows of digits separated by spaces: ``g("12 34")``."""
-    return tuple(tuple(int(ch) for ch in row) for row in text.split())
+EDGE_CASES = edge_cases(1234)
+BIG: Grid = EDGE_CASES["30x30"]
 
 
 # --------------------------------------------------------------------------- geometry

@@ -10,15 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from battery_grids import g
 
 from batt_tasks.battery import batt
 from batt_tasks.battery.dsl import Grid
 from batt_tasks.scoring import aggregate_task, score_sample
-
-
-def g(text: str) -> Grid:
-    """A grid from rows of digits separated by spaces: ``g("12 34")``."""
-    return tuple(tuple(int(ch) for ch in row) for row in text.split())
 
 
 def run_task(task_id: str, train: list[tuple[Grid, Grid]], test: tuple[Grid, Grid]) -> dict[str, Any]:

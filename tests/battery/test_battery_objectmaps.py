@@ -6,25 +6,16 @@ edge cases (1×1, a single colour, a random 30×30) and either gives a valid gri
 
 from __future__ import annotations
 
-import random
-
 import pytest
+from battery_grids import edge_cases, g
 
 from batt_tasks.battery import objectmaps as om
 from batt_tasks.battery.candidates import CANDIDATES
 from batt_tasks.battery.dsl import Grid
 from batt_tasks.battery.learn import Context, NotLearned
 
-ONE: Grid = ((7,),)
-FLAT: Grid = ((3,) * 5,) * 5
-_rng = random.Random(4321)
-BIG: Grid = tuple(tuple(_rng.choice((0, 0, 0, 1, 2, 5)) for _ in range(30)) for _ in range(30))
-EDGE_CASES = {"1x1": ONE, "single_colour": FLAT, "30x30": BIG}
-
-
-def g(text: str) -> Grid:
-    """A grid from rows of digits separated by spaces: ``g("12 34")``."""
-    return tuple(tuple(int(ch) for ch in row) for row in text.split())
+EDGE_CASES = edge_cases(4321)
+BIG: Grid = EDGE_CASES["30x30"]
 
 
 # --------------------------------------------------------------------------- sliding to anchors

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from battery_grids import g
 
 from batt_tasks.battery import CANDIDATES, partition
 from batt_tasks.battery.dsl import Grid
 from batt_tasks.battery.learn import Context, NotLearned
-
-
-def g(text: str) -> Grid:
-    """A grid from rows of digits separated by spaces: ``g("12 34")``."""
-    return tuple(tuple(int(ch) for ch in row) for row in text.split())
-
 
 BY_ID = {c.cid: c for c in CANDIDATES}
 
